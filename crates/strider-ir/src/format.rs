@@ -1,0 +1,317 @@
+//! The RON model format: the file-level structs, loading (with located syntax errors), and saving in a
+//! stable layout (load → save → load gives the same graph and the same text).
+//!
+//! ```ron
+//! (
+//!     name: "tiny",
+//!     inputs: [(name: "x", shape: [1, 1, 2, 2])],
+//!     initializers: [(name: "k", shape: [1, 1, 2, 2], data: Inline([0.0, 1.0, 2.0, 3.0]))],
+//!     nodes: [(name: "up", op: ConvTranspose(), inputs: ["x", "k"], outputs: ["y"])],
+//!     outputs: ["y"],
+//! )
+//! ```
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ndarray::{ArrayD, IxDyn};
+use ron::extensions::Extensions;
+use ron::ser::PrettyConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, Subject};
+use crate::graph::{Graph, GraphBuilder, Limits};
+use crate::op::Op;
+use crate::shape::Shape;
+use crate::{npy, seeded};
+
+/// A whole model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// Graph name.
+    pub name: String,
+    /// Values fed at run time.
+    pub inputs: Vec<InputDecl>,
+    /// Constant tensors (weights).
+    #[serde(default)]
+    pub initializers: Vec<InitializerDecl>,
+    /// Op nodes, in any order.
+    pub nodes: Vec<NodeDecl>,
+    /// Values the graph returns.
+    pub outputs: Vec<String>,
+}
+
+/// A graph input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputDecl {
+    /// Value name.
+    pub name: String,
+    /// Static shape.
+    pub shape: Vec<usize>,
+}
+
+/// An initializer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitializerDecl {
+    /// Value name.
+    pub name: String,
+    /// Static shape.
+    pub shape: Vec<usize>,
+    /// Where the numbers come from.
+    pub data: DataSpec,
+}
+
+/// Where an initializer's numbers come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataSpec {
+    /// Listed in row-major order.
+    Inline(Vec<f32>),
+    /// A little-endian f32 `.npy` file, relative to the model file.
+    Npy(String),
+    /// Uniform in [low, high), from a value-stable generator.
+    Uniform {
+        /// Generator seed.
+        seed: u64,
+        /// Lower bound.
+        low: f32,
+        /// Upper bound (exclusive).
+        high: f32,
+    },
+    /// Normal(mean, std), from a value-stable generator.
+    Normal {
+        /// Generator seed.
+        seed: u64,
+        /// Mean.
+        #[serde(default)]
+        mean: f32,
+        /// Standard deviation.
+        std: f32,
+    },
+    /// Every element the same.
+    Fill(f32),
+    /// FCN's bilinear upsampling kernel for a (C, M/group, k…) weight: the separable bilinear filter on
+    /// each channel pair i = j (every pair when M/group = 1), zero elsewhere.
+    Bilinear,
+}
+
+impl DataSpec {
+    /// Produces the data for a tensor of `shape` (whose element count the caller has checked).
+    fn materialize(&self, shape: &[usize], base_dir: &Path) -> Result<ArrayD<f32>, String> {
+        let n = Shape(shape.to_vec()).numel();
+        let data = match self {
+            DataSpec::Inline(v) if v.len() != n => {
+                return Err(format!("lists {} values, but shape {shape:?} holds {n}", v.len()));
+            }
+            DataSpec::Inline(v) => v.clone(),
+            DataSpec::Npy(file) => return npy::read_f32(&base_dir.join(file), shape),
+            DataSpec::Uniform { seed, low, high } => seeded::uniform(*seed, n, *low, *high),
+            DataSpec::Normal { seed, mean, std } => seeded::normal(*seed, n, *mean, *std),
+            DataSpec::Fill(v) => vec![*v; n],
+            DataSpec::Bilinear => return bilinear(shape),
+        };
+        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
+    }
+}
+
+fn bilinear(shape: &[usize]) -> Result<ArrayD<f32>, String> {
+    if shape.len() < 3 {
+        return Err(format!("Bilinear needs a (C, M/group, k…) weight shape, found {shape:?}"));
+    }
+    let taps: Vec<Vec<f32>> = shape[2..].iter().map(|&k| seeded::bilinear_1d(k)).collect();
+    Ok(ArrayD::from_shape_fn(IxDyn(shape), |ix| {
+        if ix[0] == ix[1] || shape[1] == 1 { taps.iter().enumerate().map(|(a, t)| t[ix[2 + a]]).product() } else { 0.0 }
+    }))
+}
+
+/// A node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDecl {
+    /// Unique node name.
+    pub name: String,
+    /// Op and attributes.
+    pub op: Op,
+    /// Input value names, in the op's order.
+    pub inputs: Vec<String>,
+    /// Output value names.
+    pub outputs: Vec<String>,
+}
+
+fn ron_options() -> ron::Options {
+    ron::Options::default()
+        .with_default_extension(Extensions::UNWRAP_VARIANT_NEWTYPES | Extensions::IMPLICIT_SOME)
+        .with_recursion_limit(64)
+}
+
+/// Parses model text. Relative `.npy` paths resolve against `base_dir`.
+pub fn parse(text: &str, base_dir: &Path, limits: &Limits) -> Result<Graph> {
+    let file: ModelFile = ron_options().from_str(text).map_err(|e| Error::Syntax {
+        message: e.code.to_string(),
+        line: e.span.start.line,
+        col: e.span.start.col,
+    })?;
+    build(&file, base_dir, limits)
+}
+
+/// Reads and parses a model file.
+pub fn load(path: &Path, limits: &Limits) -> Result<Graph> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    parse(&text, path.parent().unwrap_or(Path::new(".")), limits)
+}
+
+/// Builds the graph a model file describes.
+pub fn build(file: &ModelFile, base_dir: &Path, limits: &Limits) -> Result<Graph> {
+    let mut b = GraphBuilder::new(&file.name, *limits);
+    for i in &file.inputs {
+        b.input(&i.name, i.shape.clone());
+    }
+    for i in &file.initializers {
+        limits.check(&i.name, &Shape(i.shape.clone()))?;
+        let data = i
+            .data
+            .materialize(&i.shape, base_dir)
+            .map_err(|problem| Error::Initializer { name: i.name.clone(), problem })?;
+        b.initializer(&i.name, data, i.data.clone());
+    }
+    for n in &file.nodes {
+        b.node(&n.name, n.op.clone(), n.inputs.iter().cloned(), n.outputs.iter().cloned());
+    }
+    for o in &file.outputs {
+        b.output(o);
+    }
+    b.finish()
+}
+
+/// The model file that describes `graph`.
+pub fn to_model_file(graph: &Graph) -> ModelFile {
+    let name = |v| graph.value(v).name.clone();
+    ModelFile {
+        name: graph.name().to_string(),
+        inputs: graph
+            .inputs()
+            .iter()
+            .map(|&v| InputDecl { name: name(v), shape: graph.shape(v).0.clone() })
+            .collect(),
+        initializers: graph
+            .initializers()
+            .iter()
+            .map(|i| InitializerDecl { name: name(i.value), shape: graph.shape(i.value).0.clone(), data: i.spec.clone() })
+            .collect(),
+        nodes: graph
+            .nodes()
+            .map(|(_, n)| NodeDecl {
+                name: n.name.clone(),
+                op: n.op.clone(),
+                inputs: n.inputs.iter().map(|&v| name(v)).collect(),
+                outputs: n.outputs.iter().map(|&v| name(v)).collect(),
+            })
+            .collect(),
+        outputs: graph.outputs().iter().map(|&v| name(v)).collect(),
+    }
+}
+
+/// One item on one line: `(name: "x", shape: [1, 2])`.
+fn one_line<T: Serialize>(value: &T) -> String {
+    let config = PrettyConfig::new()
+        .compact_arrays(true)
+        .compact_structs(true)
+        .extensions(Extensions::UNWRAP_VARIANT_NEWTYPES | Extensions::IMPLICIT_SOME);
+    // Serializing these plain structs cannot fail: no maps with non-string keys, no NaN-sensitive types.
+    ron_options().to_string_pretty(value, config).unwrap_or_else(|e| format!("<unserializable: {e}>"))
+}
+
+/// An op in RON syntax, e.g. `ConvTranspose(strides: [2, 2])`.
+pub fn op_to_ron(op: &Op) -> String {
+    one_line(op)
+}
+
+/// Model text in the stable layout: one input, initializer or node per line.
+pub fn to_ron(file: &ModelFile) -> String {
+    fn list<T: Serialize>(out: &mut String, key: &str, items: &[T]) {
+        let _ = writeln!(out, "    {key}: [");
+        for item in items {
+            let _ = writeln!(out, "        {},", one_line(item));
+        }
+        let _ = writeln!(out, "    ],");
+    }
+    let mut out = String::from("(\n");
+    let _ = writeln!(out, "    name: {},", one_line(&file.name));
+    list(&mut out, "inputs", &file.inputs);
+    list(&mut out, "initializers", &file.initializers);
+    list(&mut out, "nodes", &file.nodes);
+    let _ = writeln!(out, "    outputs: {},", one_line(&file.outputs));
+    out.push_str(")\n");
+    out
+}
+
+/// Writes `graph` as model text to `path`.
+pub fn save(graph: &Graph, path: &Path) -> Result<()> {
+    std::fs::write(path, to_ron(&to_model_file(graph))).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// 1-based line and column where model text defines `subject` (`name: "…"`), else where it first
+/// mentions it as a string.
+pub fn locate(text: &str, subject: &Subject) -> Option<(usize, usize)> {
+    let name = match subject {
+        Subject::Node(n) | Subject::Value(n) => n,
+    };
+    let quoted = format!("\"{name}\"");
+    let offset = text
+        .match_indices(&quoted)
+        .find(|(i, _)| text[..*i].trim_end().ends_with("name:"))
+        .or_else(|| text.match_indices(&quoted).next())
+        .map(|(i, _)| i)?;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    Some((line, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = r#"(name: "tiny", inputs: [(name: "x", shape: [1, 1, 2, 2])],
+ initializers: [(name: "k", shape: [1, 1, 2, 2], data: Inline([0.0, 1.0, 2.0, 3.0]))],
+ nodes: [(name: "up", op: ConvTranspose(strides: [1, 1]), inputs: ["x", "k"], outputs: ["y"])],
+ outputs: ["y"])"#;
+
+    #[test]
+    fn the_issue_example_parses_and_round_trips() {
+        let g = parse(TINY, Path::new("."), &Limits::default()).unwrap();
+        assert_eq!(g.shape(g.value_id("y").unwrap()).dims(), [1, 1, 3, 3]);
+        let text = to_ron(&to_model_file(&g));
+        let again = parse(&text, Path::new("."), &Limits::default()).unwrap();
+        assert_eq!(to_ron(&to_model_file(&again)), text);
+        assert!(text.contains(r#"op: ConvTranspose(strides: [1, 1])"#), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let bad = TINY.replacen("[1, 1, 2, 2])],", "[1, 1 2, 2])],", 1);
+        match parse(&bad, Path::new("."), &Limits::default()) {
+            Err(Error::Syntax { line, col, message }) => assert_eq!((line, col), (1, 50), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let unknown = TINY.replace("strides", "stride");
+        match parse(&unknown, Path::new("."), &Limits::default()) {
+            Err(Error::Syntax { message, line: 3, .. }) => assert!(message.contains("stride"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn locate_finds_the_definition() {
+        assert_eq!(locate(TINY, &Subject::Node("up".into())), Some((3, 17)));
+        assert_eq!(locate(TINY, &Subject::Value("y".into())), Some((3, 89)));
+    }
+
+    #[test]
+    fn bilinear_weight_is_diagonal() {
+        let w = bilinear(&[2, 2, 4]).unwrap();
+        assert_eq!(w.as_slice().unwrap(), &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]);
+    }
+}
