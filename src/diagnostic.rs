@@ -1,0 +1,66 @@
+//! Friendly reports for bad input: the file, line and column, the offending text, which node, and what
+//! was expected versus found.
+
+use std::path::Path;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use strider_ir::{Error, Graph, Limits, format};
+
+/// A located error in a model file.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+pub struct ModelDiagnostic {
+    message: String,
+    #[source_code]
+    src: NamedSource<String>,
+    #[label("{label}")]
+    span: Option<SourceSpan>,
+    label: String,
+    #[help]
+    help: Option<String>,
+}
+
+/// Byte offset of a 1-based (line, column) in `text`.
+fn offset(text: &str, line: usize, col: usize) -> usize {
+    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    (start + col.saturating_sub(1)).min(text.len())
+}
+
+/// Turns an IR error about `text` (read from `path`) into a report that points into the text.
+pub fn locate(path: &Path, text: &str, err: Error) -> miette::Report {
+    let position = match &err {
+        Error::Syntax { line, col, .. } => Some((*line, *col)),
+        other => other.subject().and_then(|s| format::locate(text, &s)),
+    };
+    let (span, label) = match position {
+        Some((line, col)) => {
+            let at = offset(text, line, col);
+            let len = text[at..].find([',', ')', '\n']).unwrap_or(0).max(1);
+            (Some(SourceSpan::from((at, len))), "here".to_string())
+        }
+        None => (None, String::new()),
+    };
+    let help = match &err {
+        Error::Syntax { .. } => Some("see docs/format.md for the model format".to_string()),
+        Error::TooLarge { .. } => Some("raise the limit with --max-elements if this size is intended".to_string()),
+        _ => None,
+    };
+    let message = match position {
+        Some((line, col)) => format!("{}:{line}:{col}: {err}", path.display()),
+        None => format!("{}: {err}", path.display()),
+    };
+    miette::Report::new(ModelDiagnostic {
+        message,
+        src: NamedSource::new(path.display().to_string(), text.to_string()),
+        span,
+        label,
+        help,
+    })
+}
+
+/// Loads a model, reporting any problem with its location in the file.
+pub fn load_model(path: &Path, limits: &Limits) -> miette::Result<Graph> {
+    let text = std::fs::read_to_string(path).map_err(|e| miette::miette!("cannot read {}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    format::parse(&text, base, limits).map_err(|e| locate(path, &text, e))
+}
