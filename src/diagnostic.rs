@@ -35,7 +35,12 @@ pub fn locate(path: &Path, text: &str, err: Error) -> miette::Report {
     let (span, label) = match position {
         Some((line, col)) => {
             let at = offset(text, line, col);
-            let len = text[at..].find([',', ')', '\n']).unwrap_or(0).max(1);
+            let rest = &text[at..];
+            // A quoted name is underlined whole; anything else up to the next delimiter.
+            let len = match rest.strip_prefix('"') {
+                Some(inner) => inner.find('"').map_or(1, |end| end + 2),
+                None => rest.find([',', ')', ']', '\n']).unwrap_or(0).max(1),
+            };
             (Some(SourceSpan::from((at, len))), "here".to_string())
         }
         None => (None, String::new()),

@@ -71,9 +71,9 @@ fn main() -> ExitCode {
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, seed } => model
-            .load()
-            .and_then(|g| commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed })),
+        Command::Run { model, inputs, out, seed } => {
+            model.load().and_then(|g| commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed }))
+        }
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
         Command::Dot { model } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
     };

@@ -33,7 +33,13 @@ pub fn render(graph: &Graph) -> String {
     let shape_list = |ids: &[strider_ir::ValueId]| {
         ids.iter().map(|&v| format!("{} {}", graph.value(v).name, graph.shape(v))).collect::<Vec<_>>().join(", ")
     };
-    let _ = writeln!(out, "graph `{}`: {} nodes, {} initializers", graph.name(), rows.len() - 2, graph.initializers().len());
+    let _ = writeln!(
+        out,
+        "graph `{}`: {} nodes, {} initializers",
+        graph.name(),
+        rows.len() - 2,
+        graph.initializers().len()
+    );
     let _ = writeln!(out, "inputs:  {}", shape_list(graph.inputs()));
     let _ = writeln!(out, "outputs: {}", shape_list(graph.outputs()));
     let _ = writeln!(out);

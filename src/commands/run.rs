@@ -58,7 +58,8 @@ impl std::fmt::Display for Stats {
 fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
     let mut given = HashMap::new();
     for pair in pairs {
-        let (name, file) = pair.split_once('=').ok_or_else(|| miette!("--input expects NAME=FILE.npy, found `{pair}`"))?;
+        let (name, file) =
+            pair.split_once('=').ok_or_else(|| miette!("--input expects NAME=FILE.npy, found `{pair}`"))?;
         let data = feeds::read_input(graph, name, Path::new(file)).into_diagnostic()?;
         given.insert(name.to_string(), data);
     }

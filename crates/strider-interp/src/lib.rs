@@ -65,8 +65,11 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(
     }
     let mut uses = graph.use_counts();
     for (_, node) in graph.nodes() {
-        let args: Vec<ArrayViewD<f32>> =
-            node.inputs.iter().map(|v| env[v.index()].as_ref().expect("inputs precede readers in topological order").view()).collect();
+        let args: Vec<ArrayViewD<f32>> = node
+            .inputs
+            .iter()
+            .map(|v| env[v.index()].as_ref().expect("inputs precede readers in topological order").view())
+            .collect();
         let outs = kernels::eval(&node.op, &args, &graph.output_shapes(node)).map_err(|source| ExecError::Kernel {
             node: node.name.clone(),
             op: node.op.name(),

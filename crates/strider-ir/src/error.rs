@@ -94,7 +94,9 @@ pub enum Error {
         found: usize,
     },
     /// A tensor would exceed the element limit.
-    #[error("`{name}` would have shape {shape} ({count} elements), over the limit of {limit} elements (see --max-elements)")]
+    #[error(
+        "`{name}` would have shape {shape} ({count} elements), over the limit of {limit} elements (see --max-elements)"
+    )]
     TooLarge {
         /// The value.
         name: String,

@@ -190,15 +190,15 @@ pub fn to_model_file(graph: &Graph) -> ModelFile {
     let name = |v| graph.value(v).name.clone();
     ModelFile {
         name: graph.name().to_string(),
-        inputs: graph
-            .inputs()
-            .iter()
-            .map(|&v| InputDecl { name: name(v), shape: graph.shape(v).0.clone() })
-            .collect(),
+        inputs: graph.inputs().iter().map(|&v| InputDecl { name: name(v), shape: graph.shape(v).0.clone() }).collect(),
         initializers: graph
             .initializers()
             .iter()
-            .map(|i| InitializerDecl { name: name(i.value), shape: graph.shape(i.value).0.clone(), data: i.spec.clone() })
+            .map(|i| InitializerDecl {
+                name: name(i.value),
+                shape: graph.shape(i.value).0.clone(),
+                data: i.spec.clone(),
+            })
             .collect(),
         nodes: graph
             .nodes()
@@ -312,6 +312,9 @@ mod tests {
     #[test]
     fn bilinear_weight_is_diagonal() {
         let w = bilinear(&[2, 2, 4]).unwrap();
-        assert_eq!(w.as_slice().unwrap(), &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]);
+        assert_eq!(
+            w.as_slice().unwrap(),
+            &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]
+        );
     }
 }

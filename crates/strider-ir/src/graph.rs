@@ -429,7 +429,12 @@ mod tests {
     fn element_limit_is_checked_before_allocation() {
         let mut b = GraphBuilder::new("big", Limits { max_elements: 100 });
         b.input("x", [1, 1, 8, 8]);
-        b.node("up", Op::Upsample(crate::op::UpsampleAttrs { scales: vec![1.0, 1.0, 2.0, 2.0], ..Default::default() }), ["x"], ["y"]);
+        b.node(
+            "up",
+            Op::Upsample(crate::op::UpsampleAttrs { scales: vec![1.0, 1.0, 2.0, 2.0], ..Default::default() }),
+            ["x"],
+            ["y"],
+        );
         b.output("y");
         assert!(matches!(b.finish(), Err(Error::TooLarge { name, count: 256, .. }) if name == "y"));
     }

@@ -6,19 +6,23 @@ use std::io::BufReader;
 use std::path::Path;
 
 use ndarray::ArrayD;
-use ndarray_npy::npy::header::Header;
 use ndarray_npy::ReadNpyExt;
+use ndarray_npy::npy::header::Header;
 
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
     let open = || File::open(path).map(BufReader::new).map_err(|e| format!("cannot open {}: {e}", path.display()));
-    let header = Header::from_reader(&mut open()?).map_err(|e| format!("{} is not a .npy file: {e}", path.display()))?;
+    let header =
+        Header::from_reader(&mut open()?).map_err(|e| format!("{} is not a .npy file: {e}", path.display()))?;
     if header.shape != shape {
         return Err(format!("{} has shape {:?}, expected {shape:?}", path.display(), header.shape));
     }
     let descr = header.type_descriptor.to_string();
     if descr != "'<f4'" {
-        return Err(format!("{} holds elements of type {descr}, expected '<f4' (little-endian float32)", path.display()));
+        return Err(format!(
+            "{} holds elements of type {descr}, expected '<f4' (little-endian float32)",
+            path.display()
+        ));
     }
     ArrayD::<f32>::read_npy(open()?).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }

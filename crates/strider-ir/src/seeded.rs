@@ -40,7 +40,8 @@ fn unit_f32(rng: &mut ChaCha8Rng) -> f32 {
 pub fn input_seed(seed: u64, name: &str, shape: &[usize]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = seed.to_le_bytes().into_iter().chain(name.bytes()).chain(shape.iter().flat_map(|d| (*d as u64).to_le_bytes()));
+    let bytes =
+        seed.to_le_bytes().into_iter().chain(name.bytes()).chain(shape.iter().flat_map(|d| (*d as u64).to_le_bytes()));
     for b in bytes {
         h = (h ^ b as u64).wrapping_mul(PRIME);
     }

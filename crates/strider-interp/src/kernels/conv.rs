@@ -3,8 +3,8 @@
 //! output). Both pad the spatial rank to three (leading axes of size 1) so one loop nest serves ranks 1–3.
 
 use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
-use strider_ir::op::{AxisGeometry, ConvAttrs, ConvTransposeAttrs};
 use strider_ir::Shape;
+use strider_ir::op::{AxisGeometry, ConvAttrs, ConvTransposeAttrs};
 
 use super::KernelError;
 
@@ -21,9 +21,21 @@ fn shape_of(a: &[usize]) -> Shape {
 /// Geometry padded to three spatial axes.
 fn padded(geometry: &[AxisGeometry]) -> Result<[AxisGeometry; RANK], KernelError> {
     if geometry.len() > RANK {
-        return Err(KernelError::Unsupported(format!("spatial rank {} (the interpreter handles 1 to 3)", geometry.len())));
+        return Err(KernelError::Unsupported(format!(
+            "spatial rank {} (the interpreter handles 1 to 3)",
+            geometry.len()
+        )));
     }
-    let unit = AxisGeometry { input: 1, output: 1, kernel: 1, stride: 1, dilation: 1, pad_begin: 0, pad_end: 0, output_padding: 0 };
+    let unit = AxisGeometry {
+        input: 1,
+        output: 1,
+        kernel: 1,
+        stride: 1,
+        dilation: 1,
+        pad_begin: 0,
+        pad_end: 0,
+        output_padding: 0,
+    };
     let mut out = [unit; RANK];
     out[RANK - geometry.len()..].copy_from_slice(geometry);
     Ok(out)

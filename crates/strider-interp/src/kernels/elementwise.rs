@@ -6,8 +6,9 @@ use super::KernelError;
 
 /// Broadcasting `a + b` or `a * b`.
 pub fn binary(a: &ArrayViewD<f32>, b: &ArrayViewD<f32>, f: fn(f32, f32) -> f32) -> Result<ArrayD<f32>, KernelError> {
-    let shape = strider_ir::shape::broadcast(a.shape(), b.shape())
-        .ok_or_else(|| KernelError::Unsupported(format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape())))?;
+    let shape = strider_ir::shape::broadcast(a.shape(), b.shape()).ok_or_else(|| {
+        KernelError::Unsupported(format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))
+    })?;
     let a = a.broadcast(shape.0.clone()).ok_or(KernelError::Layout)?;
     let b = b.broadcast(shape.0).ok_or(KernelError::Layout)?;
     Ok(ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y)))

@@ -1,8 +1,8 @@
 //! Layout kernels: they only move or copy elements.
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
-use strider_ir::op::{DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, SliceAttrs};
 use strider_ir::Shape;
+use strider_ir::op::{DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, SliceAttrs};
 
 use super::KernelError;
 
@@ -61,7 +61,8 @@ fn pad_source(mode: PadMode, p: i64, pad: i64, d: i64) -> Option<usize> {
 /// Pads (or crops, with negative pads) each axis.
 pub fn pad(x: &ArrayViewD<f32>, attrs: &PadAttrs) -> ArrayD<f32> {
     let rank = x.ndim();
-    let out_shape: Vec<usize> = (0..rank).map(|a| (x.shape()[a] as i64 + attrs.pads[a] + attrs.pads[rank + a]) as usize).collect();
+    let out_shape: Vec<usize> =
+        (0..rank).map(|a| (x.shape()[a] as i64 + attrs.pads[a] + attrs.pads[rank + a]) as usize).collect();
     let maps: Vec<Vec<Option<usize>>> = (0..rank)
         .map(|a| {
             let d = x.shape()[a] as i64;
@@ -143,7 +144,8 @@ mod tests {
     #[test]
     fn pad_modes_match_numpy() {
         let x = arr(&[4], vec![1., 2., 3., 4.]);
-        let with = |mode, pads: Vec<i64>| pad(&x.view(), &PadAttrs { pads, mode, value: 9.0 }).into_raw_vec_and_offset().0;
+        let with =
+            |mode, pads: Vec<i64>| pad(&x.view(), &PadAttrs { pads, mode, value: 9.0 }).into_raw_vec_and_offset().0;
         assert_eq!(with(PadMode::Constant, vec![2, 1]), vec![9., 9., 1., 2., 3., 4., 9.]);
         assert_eq!(with(PadMode::Reflect, vec![2, 2]), vec![3., 2., 1., 2., 3., 4., 3., 2.]);
         assert_eq!(with(PadMode::Edge, vec![2, 1]), vec![1., 1., 1., 2., 3., 4., 4.]);

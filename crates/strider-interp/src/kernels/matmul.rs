@@ -1,8 +1,8 @@
 //! `MatMul` with numpy promotion and batch broadcasting: one 2-D product per broadcast batch element.
 
 use ndarray::{ArrayD, ArrayViewD, Ix3, IxDyn};
-use strider_ir::op::MatMulDims;
 use strider_ir::Shape;
+use strider_ir::op::MatMulDims;
 
 use super::KernelError;
 
@@ -12,7 +12,11 @@ pub fn matmul(a: &ArrayViewD<f32>, b: &ArrayViewD<f32>) -> Result<ArrayD<f32>, K
     let (n, k, m) = (dims.n, dims.k, dims.m);
     let batch: usize = dims.batch.iter().product();
     let stacked = |x: &ArrayViewD<f32>, rows: usize, cols: usize, vector_shape: Vec<usize>| {
-        let matrix = if x.ndim() == 1 { x.to_shape(IxDyn(&vector_shape)).map_err(|_| KernelError::Layout)?.to_owned() } else { x.to_owned() };
+        let matrix = if x.ndim() == 1 {
+            x.to_shape(IxDyn(&vector_shape)).map_err(|_| KernelError::Layout)?.to_owned()
+        } else {
+            x.to_owned()
+        };
         let mut full = dims.batch.clone();
         full.extend([rows, cols]);
         let b = matrix.broadcast(IxDyn(&full)).ok_or(KernelError::Layout)?.to_owned();

@@ -69,7 +69,8 @@ mod tests {
     }
 
     fn run(attrs: &UpsampleAttrs, x: &ArrayD<f32>) -> Vec<f32> {
-        let out: Vec<usize> = x.shape().iter().zip(&attrs.scales).map(|(&d, &s)| (d as f32 * s).floor() as usize).collect();
+        let out: Vec<usize> =
+            x.shape().iter().zip(&attrs.scales).map(|(&d, &s)| (d as f32 * s).floor() as usize).collect();
         upsample(&x.view(), attrs, &out).into_raw_vec_and_offset().0
     }
 
@@ -93,9 +94,7 @@ mod tests {
             coordinate_transformation_mode: CoordinateTransform::HalfPixel,
             ..Default::default()
         };
-        let expected = [
-            1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.,
-        ];
+        let expected = [1., 1.25, 1.75, 2., 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3., 3.25, 3.75, 4.];
         assert_eq!(run(&hp, &x), expected);
         // resize_upsample_scales_linear_align_corners.
         let ac = UpsampleAttrs { coordinate_transformation_mode: CoordinateTransform::AlignCorners, ..hp };

@@ -436,7 +436,10 @@ mod tests {
     #[test]
     fn conv_transpose_refuses_bad_attributes() {
         let zero = ConvTransposeAttrs { strides: vec![0, 1], ..Default::default() };
-        assert!(matches!(infer_ct(zero, &[1, 1, 3, 3], &[1, 1, 2, 2]), Err(OpError::Attribute { name: "strides", .. })));
+        assert!(matches!(
+            infer_ct(zero, &[1, 1, 3, 3], &[1, 1, 2, 2]),
+            Err(OpError::Attribute { name: "strides", .. })
+        ));
         let op = ConvTransposeAttrs { strides: vec![2], output_padding: vec![2], ..Default::default() };
         assert!(matches!(infer_ct(op, &[1, 1, 3], &[1, 1, 2]), Err(OpError::Attribute { name: "output_padding", .. })));
         let grouped = ConvTransposeAttrs { group: 2, ..Default::default() };

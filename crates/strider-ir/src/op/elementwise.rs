@@ -10,12 +10,16 @@ fn default_alpha() -> f32 {
     0.01
 }
 
+fn is_default_alpha(v: &f32) -> bool {
+    *v == default_alpha()
+}
+
 /// `LeakyRelu` attributes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeakyReluAttrs {
     /// Slope for negative inputs (ONNX default 0.01).
-    #[serde(default = "default_alpha")]
+    #[serde(default = "default_alpha", skip_serializing_if = "is_default_alpha")]
     pub alpha: f32,
 }
 

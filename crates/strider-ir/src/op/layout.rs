@@ -78,7 +78,11 @@ impl OpRule for ReshapeAttrs {
         let total = x.numel();
         if let Some(i) = inferred {
             if known == 0 || total % known != 0 {
-                return Err(OpError::shape("data", format!("a size divisible by {known} for shape {:?}", self.shape), x));
+                return Err(OpError::shape(
+                    "data",
+                    format!("a size divisible by {known} for shape {:?}", self.shape),
+                    x,
+                ));
             }
             out[i] = total / known;
         } else if known != total {
@@ -153,7 +157,8 @@ impl OpRule for TransposeAttrs {
         let x = inputs[0];
         let perm = self.resolved(x.rank());
         let mut seen = vec![false; x.rank()];
-        let valid = perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+        let valid =
+            perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
         if !valid {
             return Err(OpError::attr("perm", format!("{perm:?} is not a permutation of the {} axes", x.rank())));
         }
@@ -205,7 +210,10 @@ impl OpRule for PadAttrs {
         let x = inputs[0];
         let r = x.rank();
         if self.pads.len() != 2 * r {
-            return Err(OpError::attr("pads", format!("has {} values, expected {} (begin and end per axis)", self.pads.len(), 2 * r)));
+            return Err(OpError::attr(
+                "pads",
+                format!("has {} values, expected {} (begin and end per axis)", self.pads.len(), 2 * r),
+            ));
         }
         let mut out = Vec::with_capacity(r);
         for (i, &d) in x.dims().iter().enumerate() {
@@ -223,7 +231,10 @@ impl OpRule for PadAttrs {
             if largest > limit {
                 return Err(OpError::attr(
                     "pads",
-                    format!("pad {largest} on axis {i} of size {d} exceeds what {:?} mode can fill ({limit})", self.mode),
+                    format!(
+                        "pad {largest} on axis {i} of size {d} exceeds what {:?} mode can fill ({limit})",
+                        self.mode
+                    ),
                 ));
             }
             out.push(size as usize);
@@ -290,8 +301,11 @@ impl SliceAttrs {
             let d = x.dims()[axis] as i64;
             let wrap = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
             let (start, end) = (wrap(self.starts[i]), wrap(self.ends[i]));
-            let (start, end) =
-                if step > 0 { (start.clamp(0, d), end.clamp(0, d)) } else { (start.clamp(0, d - 1), end.clamp(-1, d - 1)) };
+            let (start, end) = if step > 0 {
+                (start.clamp(0, d), end.clamp(0, d))
+            } else {
+                (start.clamp(0, d - 1), end.clamp(-1, d - 1))
+            };
             let span = if step > 0 { end - start } else { start - end };
             let len = if span <= 0 { 0 } else { (span + step.abs() - 1) / step.abs() };
             out[axis] = SliceAxis { start: start.max(0) as usize, step, len: len as usize };
@@ -349,7 +363,11 @@ impl OpRule for DepthToSpaceAttrs {
         let block = b.checked_pow((x.rank() - 2) as u32).unwrap_or(usize::MAX);
         let c = x.dims()[1];
         if c % block != 0 {
-            return Err(OpError::shape("input", format!("channels divisible by blocksize^{} = {block}", x.rank() - 2), x));
+            return Err(OpError::shape(
+                "input",
+                format!("channels divisible by blocksize^{} = {block}", x.rank() - 2),
+                x,
+            ));
         }
         let mut out = vec![x.dims()[0], c / block];
         out.extend(x.dims()[2..].iter().map(|&d| d.saturating_mul(b)));

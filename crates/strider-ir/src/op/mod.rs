@@ -18,8 +18,8 @@ use crate::shape::Shape;
 pub use conv::{AutoPad, AxisGeometry, ConvAttrs, ConvTransposeAttrs};
 pub use elementwise::LeakyReluAttrs;
 pub use layout::{
-    ConcatAttrs, DepthToSpaceAttrs, DepthToSpaceMode, FlattenAttrs, PadAttrs, PadMode,
-    ReshapeAttrs, SliceAttrs, SliceAxis, TransposeAttrs,
+    ConcatAttrs, DepthToSpaceAttrs, DepthToSpaceMode, FlattenAttrs, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs,
+    SliceAxis, TransposeAttrs,
 };
 pub use matmul::MatMulDims;
 pub use norm::BatchNormAttrs;

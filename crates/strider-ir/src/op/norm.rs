@@ -9,12 +9,16 @@ fn default_epsilon() -> f32 {
     1e-5
 }
 
+fn is_default_epsilon(v: &f32) -> bool {
+    *v == default_epsilon()
+}
+
 /// `BatchNormalization` attributes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchNormAttrs {
     /// Added to the variance before the square root (ONNX default 1e-5).
-    #[serde(default = "default_epsilon")]
+    #[serde(default = "default_epsilon", skip_serializing_if = "is_default_epsilon")]
     pub epsilon: f32,
 }
 

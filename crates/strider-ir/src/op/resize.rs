@@ -109,10 +109,7 @@ pub struct UpsampleAttrs {
 impl UpsampleAttrs {
     /// The integer factor of every axis, when each scale is a whole number.
     pub fn integer_factors(&self) -> Option<Vec<usize>> {
-        self.scales
-            .iter()
-            .map(|&s| (s >= 1.0 && s.fract() == 0.0).then_some(s as usize))
-            .collect()
+        self.scales.iter().map(|&s| (s >= 1.0 && s.fract() == 0.0).then_some(s as usize)).collect()
     }
 }
 
@@ -125,7 +122,11 @@ impl OpRule for UpsampleAttrs {
         if self.scales.len() != x.rank() {
             return Err(OpError::attr(
                 "scales",
-                format!("has {} values, expected {} (one per axis of X, N and C included)", self.scales.len(), x.rank()),
+                format!(
+                    "has {} values, expected {} (one per axis of X, N and C included)",
+                    self.scales.len(),
+                    x.rank()
+                ),
             ));
         }
         if let Some(s) = self.scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {

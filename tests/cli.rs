@@ -1,0 +1,136 @@
+//! The command line as a user meets it: outputs, files written, exit codes and error messages.
+
+use std::process::{Command, Output};
+
+use strider::ir::npy;
+
+fn strider(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strider")).args(args).output().expect("the strider binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+#[test]
+fn help_and_version_are_there() {
+    let help = strider(&["--help"]);
+    assert!(help.status.success());
+    for command in ["run", "info", "dot"] {
+        assert!(stdout(&help).contains(command), "{}", stdout(&help));
+    }
+    let version = strider(&["--version"]);
+    assert_eq!(stdout(&version).trim(), format!("strider {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn run_writes_each_output_as_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = strider(&[
+        "run",
+        "examples/models/textbook.ron",
+        "--input",
+        "x=examples/models/textbook_x.npy",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("output y [1, 1, 3, 3]: min 0.000000 max 12.000000 mean 4.000000"),
+        "{}",
+        stdout(&out)
+    );
+    let y = npy::read_f32(&out_dir.join("y.npy"), &[1, 1, 3, 3]).unwrap();
+    assert_eq!(y.as_slice().unwrap(), &[0., 0., 1., 0., 4., 6., 4., 12., 9.]);
+}
+
+#[test]
+fn seeded_inputs_are_value_stable_and_announced() {
+    // These numbers pin the generator: they must not change between versions or machines.
+    let first = strider(&["run", "examples/models/textbook.ron", "--seed", "7"]);
+    let again = strider(&["run", "examples/models/textbook.ron", "--seed", "7"]);
+    let other = strider(&["run", "examples/models/textbook.ron", "--seed", "8"]);
+    assert!(first.status.success());
+    assert_eq!(stdout(&first), stdout(&again));
+    assert_ne!(stdout(&first), stdout(&other));
+    assert!(stdout(&first).contains("input  x [1, 1, 2, 2]: seeded uniform [-1, 1) (seed 7"));
+    settings().bind(|| insta::assert_snapshot!("run_textbook_seed_7", stdout(&first)));
+}
+
+#[test]
+fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
+    let wrong_shape =
+        strider(&["run", "examples/models/unet_decoder.ron", "--input", "x=examples/models/textbook_x.npy"]);
+    assert_eq!(wrong_shape.status.code(), Some(1));
+    assert!(
+        stderr(&wrong_shape)
+            .contains("input `x`: examples/models/textbook_x.npy has shape [1, 1, 2, 2], expected [1, 128, 16, 16]"),
+        "{}",
+        stderr(&wrong_shape)
+    );
+    let unknown = strider(&["run", "examples/models/textbook.ron", "--input", "nope=examples/models/textbook_x.npy"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("input `nope`: the graph has no input of this name"), "{}", stderr(&unknown));
+    let malformed = strider(&["run", "examples/models/textbook.ron", "--input", "x"]);
+    assert_eq!(malformed.status.code(), Some(1));
+    assert!(stderr(&malformed).contains("--input expects NAME=FILE.npy, found `x`"));
+    let missing = strider(&["run", "examples/models/textbook.ron", "--input", "x=missing.npy"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("cannot open missing.npy"), "{}", stderr(&missing));
+}
+
+#[test]
+fn missing_model_file_and_bad_usage() {
+    let out = strider(&["info", "no/such/model.ron"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read no/such/model.ron"), "{}", stderr(&out));
+    let usage = strider(&["run"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("MODEL"), "{}", stderr(&usage));
+}
+
+#[test]
+fn element_limit_is_configurable() {
+    let out = strider(&["run", "examples/models/dcgan_generator.ron", "--max-elements", "10000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`w1` would have shape [100, 512, 4, 4] (819200 elements), over the limit of 10000"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn dot_draws_inputs_weights_ops_and_outputs() {
+    let out = strider(&["dot", "examples/models/unet_decoder.ron"]);
+    assert!(out.status.success());
+    settings().bind(|| insta::assert_snapshot!("dot_unet_decoder", stdout(&out)));
+}
+
+#[test]
+fn no_panics_on_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in
+        ["", "(", "garbage", "(name: 3)", "\u{0}\u{1}", "(name: \"x\", inputs: [], nodes: [], outputs: [])"]
+            .iter()
+            .enumerate()
+    {
+        let path = dir.path().join(format!("g{i}.ron"));
+        std::fs::write(&path, text).unwrap();
+        let out = strider(&["run", path.to_str().unwrap()]);
+        assert!(!stderr(&out).contains("panicked"), "{text:?}: {}", stderr(&out));
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{text:?}");
+    }
+}
