@@ -59,10 +59,8 @@ fn pad_source(mode: PadMode, p: i64, pad: i64, d: i64) -> Option<usize> {
 }
 
 /// Pads (or crops, with negative pads) each axis.
-pub fn pad(x: &ArrayViewD<f32>, attrs: &PadAttrs) -> ArrayD<f32> {
+pub fn pad(x: &ArrayViewD<f32>, attrs: &PadAttrs, out_shape: &[usize]) -> ArrayD<f32> {
     let rank = x.ndim();
-    let out_shape: Vec<usize> =
-        (0..rank).map(|a| (x.shape()[a] as i64 + attrs.pads[a] + attrs.pads[rank + a]) as usize).collect();
     let maps: Vec<Vec<Option<usize>>> = (0..rank)
         .map(|a| {
             let d = x.shape()[a] as i64;
@@ -70,7 +68,7 @@ pub fn pad(x: &ArrayViewD<f32>, attrs: &PadAttrs) -> ArrayD<f32> {
         })
         .collect();
     let mut src = vec![0usize; rank];
-    ArrayD::from_shape_fn(IxDyn(&out_shape), |ix| {
+    ArrayD::from_shape_fn(IxDyn(out_shape), |ix| {
         for a in 0..rank {
             match maps[a][ix[a]] {
                 Some(i) => src[a] = i,
@@ -144,8 +142,10 @@ mod tests {
     #[test]
     fn pad_modes_match_numpy() {
         let x = arr(&[4], vec![1., 2., 3., 4.]);
-        let with =
-            |mode, pads: Vec<i64>| pad(&x.view(), &PadAttrs { pads, mode, value: 9.0 }).into_raw_vec_and_offset().0;
+        let with = |mode, pads: Vec<i64>| {
+            let out = [(4 + pads[0] + pads[1]) as usize];
+            pad(&x.view(), &PadAttrs { pads, mode, value: 9.0 }, &out).into_raw_vec_and_offset().0
+        };
         assert_eq!(with(PadMode::Constant, vec![2, 1]), vec![9., 9., 1., 2., 3., 4., 9.]);
         assert_eq!(with(PadMode::Reflect, vec![2, 2]), vec![3., 2., 1., 2., 3., 4., 3., 2.]);
         assert_eq!(with(PadMode::Edge, vec![2, 1]), vec![1., 1., 1., 2., 3., 4., 4.]);

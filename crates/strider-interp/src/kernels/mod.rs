@@ -49,7 +49,7 @@ pub fn eval(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Res
         }
         Op::Reshape(_) | Op::Flatten(_) => layout::reshape(x(), output_shapes[0].dims())?,
         Op::Transpose(a) => layout::transpose(x(), &a.resolved(x().ndim())),
-        Op::Pad(a) => layout::pad(x(), a),
+        Op::Pad(a) => layout::pad(x(), a, output_shapes[0].dims()),
         Op::Slice(a) => layout::slice(x(), a)?,
         Op::DepthToSpace(a) => layout::depth_to_space(x(), a)?,
     };
@@ -61,4 +61,54 @@ fn concat_axis(output_shapes: &[Shape], inputs: &[ArrayViewD<f32>]) -> Result<us
     let out = output_shapes[0].dims();
     let first = inputs[0].shape();
     Ok(out.iter().zip(first).position(|(o, i)| o != i).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+    use strider_ir::op::{ConcatAttrs, FlattenAttrs, LeakyReluAttrs, ReshapeAttrs, TransposeAttrs};
+
+    /// Runs `op` through shape inference and its kernel, as the interpreter does.
+    fn eval1(op: Op, inputs: &[ArrayD<f32>]) -> ArrayD<f32> {
+        let shapes: Vec<Shape> = inputs.iter().map(|a| Shape(a.shape().to_vec())).collect();
+        let out_shapes = op.infer(&shapes.iter().collect::<Vec<_>>()).unwrap();
+        let views: Vec<ArrayViewD<f32>> = inputs.iter().map(|a| a.view()).collect();
+        let out = eval(&op, &views, &out_shapes).unwrap().remove(0);
+        assert_eq!(out.shape(), out_shapes[0].dims());
+        out
+    }
+
+    fn arr(shape: &[usize], v: &[f32]) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap()
+    }
+
+    fn values(a: &ArrayD<f32>) -> Vec<f32> {
+        a.iter().copied().collect()
+    }
+
+    #[test]
+    fn activations() {
+        let x = arr(&[4], &[-2., -0.5, 0., 3.]);
+        assert_eq!(values(&eval1(Op::Relu, &[x.clone()])), [0., 0., 0., 3.]);
+        assert_eq!(values(&eval1(Op::LeakyRelu(LeakyReluAttrs { alpha: 0.1 }), &[x.clone()])), [-0.2, -0.05, 0., 3.]);
+        assert_eq!(values(&eval1(Op::Identity, &[x.clone()])), values(&x));
+        let t = eval1(Op::Tanh, &[x]);
+        let expected = [-0.96402758, -0.46211716, 0., 0.99505475];
+        assert!(t.iter().zip(expected).all(|(g, w)| (g - w).abs() < 1e-6), "{t}");
+    }
+
+    #[test]
+    fn layout_ops_move_elements() {
+        let x = arr(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        let t = eval1(Op::Transpose(TransposeAttrs::default()), &[x.clone()]);
+        assert_eq!(values(&t), [1., 4., 2., 5., 3., 6.]);
+        let r = eval1(Op::Reshape(ReshapeAttrs { shape: vec![3, -1], allowzero: false }), &[x.clone()]);
+        assert_eq!((r.shape(), values(&r)), (&[3, 2][..], vec![1., 2., 3., 4., 5., 6.]));
+        let f = eval1(Op::Flatten(FlattenAttrs { axis: 0 }), &[x.clone()]);
+        assert_eq!(f.shape(), &[1, 6]);
+        let y = arr(&[2, 1], &[7., 8.]);
+        let c = eval1(Op::Concat(ConcatAttrs { axis: -1 }), &[x, y]);
+        assert_eq!(values(&c), [1., 2., 3., 7., 4., 5., 6., 8.]);
+    }
 }

@@ -151,6 +151,18 @@ struct Common {
     pads: Vec<i64>,
 }
 
+/// Largest stride, dilation or |pad| accepted: far beyond any real model, small enough that every size
+/// derived from it is exact in 64-bit arithmetic.
+const ATTRIBUTE_MAX: i64 = i32::MAX as i64;
+
+/// Converts a size computed in i128 back, refusing what does not fit comfortably in i64.
+fn fits(v: i128, axis: usize) -> Result<i64, OpError> {
+    i64::try_from(v)
+        .ok()
+        .filter(|v| v.abs() < i64::MAX / 4)
+        .ok_or_else(|| OpError::attr("pads", format!("make spatial axis {axis} overflow ({v} elements)")))
+}
+
 fn per_axis(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>, OpError> {
     if v.is_empty() {
         return Ok(vec![1; rank]);
@@ -160,6 +172,9 @@ fn per_axis(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>, 
     }
     if v.contains(&0) {
         return Err(OpError::attr(name, format!("{v:?} contains 0; every value must be at least 1")));
+    }
+    if let Some(big) = v.iter().find(|&&x| x > ATTRIBUTE_MAX as usize) {
+        return Err(OpError::attr(name, format!("{big} exceeds the largest supported value {ATTRIBUTE_MAX}")));
     }
     Ok(v.to_vec())
 }
@@ -188,6 +203,9 @@ fn common(
     }
     if let Some(p) = pads.iter().find(|&&p| p < 0) {
         return Err(OpError::attr("pads", format!("{pads:?} contains {p}; pads must be non-negative")));
+    }
+    if let Some(p) = pads.iter().find(|&&p| p > ATTRIBUTE_MAX) {
+        return Err(OpError::attr("pads", format!("{p} exceeds the largest supported value {ATTRIBUTE_MAX}")));
     }
     if !kernel_shape.is_empty() && kernel_shape != &w.dims()[2..] {
         return Err(OpError::attr(
@@ -246,18 +264,17 @@ impl ConvAttrs {
             .map(|i| {
                 let (input, kernel) = (x.dims()[2 + i], w.dims()[2 + i]);
                 let (stride, dilation) = (c.strides[i], c.dilations[i]);
-                let extent = (dilation * (kernel - 1) + 1) as i64;
+                let extent = fits(dilation as i128 * (kernel as i128 - 1) + 1, i)?;
                 let (pad_begin, pad_end) = match self.auto_pad {
                     AutoPad::NotSet => (c.pads[i], c.pads[rank + i]),
                     AutoPad::Valid => (0, 0),
                     AutoPad::SameUpper | AutoPad::SameLower => {
-                        let out = input.div_ceil(stride) as i64;
-                        let total = ((out - 1) * stride as i64 + extent - input as i64).max(0);
-                        let (b, e) = split_total(total, self.auto_pad == AutoPad::SameUpper);
-                        (b, e)
+                        let out = input.div_ceil(stride) as i128;
+                        let total = fits((out - 1) * stride as i128 + extent as i128 - input as i128, i)?.max(0);
+                        split_total(total, self.auto_pad == AutoPad::SameUpper)
                     }
                 };
-                let padded = input as i64 + pad_begin + pad_end;
+                let padded = fits(input as i128 + pad_begin as i128 + pad_end as i128, i)?;
                 if padded < extent {
                     return Err(OpError::shape(
                         "X",
@@ -342,16 +359,19 @@ impl ConvTransposeAttrs {
                         format!("{op} on spatial axis {i} must be smaller than the stride {stride} or the dilation {dilation}"),
                     ));
                 }
-                let full = (stride * (input - 1) + op + dilation * (kernel - 1) + 1) as i64;
+                let full = fits(
+                    stride as i128 * (input as i128 - 1) + op as i128 + dilation as i128 * (kernel as i128 - 1) + 1,
+                    i,
+                )?;
                 let upper = self.auto_pad == AutoPad::SameUpper;
                 let (pad_begin, pad_end) = match (output_shape, self.auto_pad) {
                     (Some(target), AutoPad::NotSet | AutoPad::SameUpper | AutoPad::SameLower) => {
-                        split_total(full - target[i] as i64, upper)
+                        split_total(fits(full as i128 - target[i] as i128, i)?, upper)
                     }
                     (_, AutoPad::Valid) => (0, 0),
                     (None, AutoPad::NotSet) => (c.pads[i], c.pads[rank + i]),
                     (None, AutoPad::SameUpper | AutoPad::SameLower) => {
-                        split_total(full - (input * stride) as i64, upper)
+                        split_total(fits(full as i128 - input as i128 * stride as i128, i)?, upper)
                     }
                 };
                 let output = full - pad_begin - pad_end;
@@ -446,6 +466,17 @@ mod tests {
         assert!(matches!(infer_ct(grouped, &[1, 3, 3], &[3, 1, 2]), Err(OpError::Attribute { name: "group", .. })));
         let neg = ConvTransposeAttrs { pads: vec![3, 3], ..Default::default() };
         assert!(infer_ct(neg, &[1, 1, 2], &[1, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn absurd_attributes_are_refused_not_overflowed() {
+        let huge = ConvTransposeAttrs { strides: vec![usize::MAX], ..Default::default() };
+        assert!(infer_ct(huge, &[1, 1, 3], &[1, 1, 2]).is_err());
+        let pads = ConvTransposeAttrs { pads: vec![i64::MAX, i64::MAX], ..Default::default() };
+        assert!(infer_ct(pads, &[1, 1, 3], &[1, 1, 2]).is_err());
+        let wide = ConvTransposeAttrs { dilations: vec![1 << 30], strides: vec![1 << 30], ..Default::default() };
+        let out = infer_ct(wide, &[1, 1, usize::MAX / 2], &[1, 1, 2]);
+        assert!(out.is_err(), "{out:?}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl OpRule for ConcatAttrs {
             if !same_elsewhere {
                 return Err(OpError::shape("inputs", format!("{first} on every axis but {axis}"), s));
             }
-            out.0[axis] += s.dims()[axis];
+            out.0[axis] = out.0[axis].saturating_add(s.dims()[axis]);
         }
         Ok(vec![out])
     }
@@ -218,15 +218,15 @@ impl OpRule for PadAttrs {
         let mut out = Vec::with_capacity(r);
         for (i, &d) in x.dims().iter().enumerate() {
             let (b, e) = (self.pads[i], self.pads[r + i]);
-            let size = d as i64 + b + e;
+            let size = d as i128 + b as i128 + e as i128;
             if size < 1 {
                 return Err(OpError::attr("pads", format!("crop axis {i} of size {d} to {size}")));
             }
-            let largest = b.max(e);
+            let largest = b.max(e) as i128;
             let limit = match self.mode {
-                PadMode::Constant => i64::MAX,
-                PadMode::Reflect => d as i64 - 1,
-                PadMode::Edge | PadMode::Wrap => d as i64,
+                PadMode::Constant => i128::MAX,
+                PadMode::Reflect => d as i128 - 1,
+                PadMode::Edge | PadMode::Wrap => d as i128,
             };
             if largest > limit {
                 return Err(OpError::attr(
@@ -237,7 +237,7 @@ impl OpRule for PadAttrs {
                     ),
                 ));
             }
-            out.push(size as usize);
+            out.push(usize::try_from(size).unwrap_or(usize::MAX));
         }
         Ok(vec![Shape(out)])
     }
@@ -299,6 +299,10 @@ impl SliceAttrs {
                 return Err(OpError::attr("steps", "contains 0"));
             }
             let d = x.dims()[axis] as i64;
+            if d == 0 {
+                out[axis] = SliceAxis { start: 0, step, len: 0 };
+                continue;
+            }
             let wrap = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
             let (start, end) = (wrap(self.starts[i]), wrap(self.ends[i]));
             let (start, end) = if step > 0 {
@@ -307,7 +311,7 @@ impl SliceAttrs {
                 (start.clamp(0, d - 1), end.clamp(-1, d - 1))
             };
             let span = if step > 0 { end - start } else { start - end };
-            let len = if span <= 0 { 0 } else { (span + step.abs() - 1) / step.abs() };
+            let len = if span <= 0 { 0 } else { (span as u64).div_ceil(step.unsigned_abs()) };
             out[axis] = SliceAxis { start: start.max(0) as usize, step, len: len as usize };
         }
         Ok(out)
@@ -403,6 +407,17 @@ mod tests {
         let rev = SliceAttrs { starts: vec![-1], ends: vec![i64::MIN], axes: vec![1], steps: vec![-1] };
         let ax = rev.resolve(&s(&[2, 4])).unwrap();
         assert_eq!(ax[1], SliceAxis { start: 3, step: -1, len: 4 });
+    }
+
+    #[test]
+    fn extreme_slice_and_pad_values_do_not_overflow() {
+        let a = SliceAttrs { starts: vec![i64::MAX], ends: vec![i64::MIN], axes: vec![], steps: vec![i64::MIN] };
+        assert_eq!(a.infer(&[&s(&[5])]).unwrap()[0], s(&[1]));
+        assert_eq!(a.infer(&[&s(&[0])]).unwrap()[0], s(&[0]));
+        let p = PadAttrs { pads: vec![i64::MAX, i64::MAX], ..Default::default() };
+        assert_eq!(p.infer(&[&s(&[5])]).unwrap()[0], s(&[usize::MAX]));
+        let crop = PadAttrs { pads: vec![i64::MIN, i64::MIN], ..Default::default() };
+        assert!(crop.infer(&[&s(&[5])]).is_err());
     }
 
     #[test]
