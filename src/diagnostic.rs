@@ -46,7 +46,9 @@ pub fn locate(path: &Path, text: &str, err: Error) -> miette::Report {
         None => (None, String::new()),
     };
     let help = match &err {
-        Error::Syntax { .. } => Some("see docs/format.md for the model format".to_string()),
+        Error::Syntax { .. } => {
+            Some("the model format is described in README.md, under 'The model format'".to_string())
+        }
         Error::TooLarge { .. } => Some("raise the limit with --max-elements if this size is intended".to_string()),
         _ => None,
     };

@@ -11,7 +11,7 @@ use strider_ir::Limits;
 
 /// Strider: an optimizer for operator graphs built around transposed convolution.
 ///
-/// Models are RON files (see docs/format.md). Every command loads the model, checks it and infers every
+/// Models are RON files (the format is described in README.md). Every command loads the model, checks it and infers every
 /// shape first; a problem is reported with its file, line and column.
 #[derive(Parser)]
 #[command(name = "strider", version, propagate_version = true)]
