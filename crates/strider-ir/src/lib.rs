@@ -1,5 +1,5 @@
 //! Strider's graph IR: the operator set with ONNX semantics ([`op`]), shapes ([`shape`]), validated
-//! graphs ([`graph`]) and the RON model format ([`format`]).
+//! graphs ([`graph`]) and the RON model format ([`mod@format`]).
 //!
 //! ```
 //! use strider_ir::{format, Limits};

@@ -145,7 +145,7 @@ fn scatter_triples(a: &AxisGeometry) -> Vec<(usize, usize, usize)> {
     (0..a.input).flat_map(|i| (0..a.kernel).filter_map(move |k| target(a, i, k).map(|o| (i, k, o)))).collect()
 }
 
-/// ConvTranspose from the definition: y[n, g·M/g + m, o] = B[·] + Σ x[n, g·C/g + c, i] · W[g·C/g + c, m, k]
+/// ConvTranspose from the definition: `y[n, g·M/g + m, o] = B[·] + Σ x[n, g·C/g + c, i] · W[g·C/g + c, m, k]`
 /// over every (i, k) with o = i·stride + k·dilation − pad_begin. Positions nothing reaches hold the bias.
 pub fn conv_transpose(attrs: &ConvTransposeAttrs, inputs: &[ArrayViewD<f32>]) -> Result<ArrayD<f32>, KernelError> {
     let (x, w) = (inputs[0].as_standard_layout(), inputs[1].as_standard_layout());

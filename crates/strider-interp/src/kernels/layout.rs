@@ -16,7 +16,7 @@ pub fn concat(inputs: &[ArrayViewD<f32>], axis: usize) -> Result<ArrayD<f32>, Ke
     ndarray::concatenate(Axis(axis), inputs).map_err(|_| KernelError::Layout)
 }
 
-/// Output axis i = input axis perm[i].
+/// Output axis i = input axis `perm[i]`.
 pub fn transpose(x: &ArrayViewD<f32>, perm: &[usize]) -> ArrayD<f32> {
     x.clone().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned()
 }

@@ -137,7 +137,7 @@ impl OpRule for FlattenAttrs {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransposeAttrs {
-    /// Output axis i is input axis perm[i]; empty means reversed.
+    /// Output axis i is input axis `perm[i]`; empty means reversed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub perm: Vec<usize>,
 }
