@@ -218,8 +218,8 @@ fn common(
 
 /// Checks X's and W's ranks; returns the spatial rank.
 fn check_ranks(x: &Shape, w: &Shape) -> Result<usize, OpError> {
-    if x.rank() < 3 {
-        return Err(OpError::shape("X", "rank ≥ 3 (N, C, spatial…)", x));
+    if !(3..=5).contains(&x.rank()) {
+        return Err(OpError::shape("X", "rank 3 to 5 (N, C, then 1 to 3 spatial axes)", x));
     }
     if w.rank() != x.rank() {
         return Err(OpError::shape("W", format!("rank {} like X", x.rank()), w));
