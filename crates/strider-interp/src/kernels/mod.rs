@@ -4,6 +4,7 @@
 mod conv;
 mod elementwise;
 mod layout;
+mod lowering;
 mod matmul;
 mod resize;
 
@@ -52,6 +53,9 @@ pub fn eval(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Res
         Op::Pad(a) => layout::pad(x(), a, output_shapes[0].dims()),
         Op::Slice(a) => layout::slice(x(), a)?,
         Op::DepthToSpace(a) => layout::depth_to_space(x(), a)?,
+        Op::ZeroInsert(a) => lowering::zero_insert(x(), a, output_shapes[0].dims()),
+        Op::Col2Im(a) => lowering::col2im(x(), a, output_shapes[0].dims())?,
+        Op::SubpixelKernel(a) => lowering::subpixel_kernel(x(), a, output_shapes[0].dims()),
     };
     Ok(vec![out])
 }

@@ -5,6 +5,7 @@
 mod conv;
 mod elementwise;
 mod layout;
+mod lowering;
 mod matmul;
 mod norm;
 mod resize;
@@ -21,6 +22,7 @@ pub use layout::{
     ConcatAttrs, DepthToSpaceAttrs, DepthToSpaceMode, FlattenAttrs, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs,
     SliceAxis, TransposeAttrs,
 };
+pub use lowering::{Col2ImAttrs, Col2ImAxis, SubpixelKernelAttrs, ZeroInsertAttrs};
 pub use matmul::MatMulDims;
 pub use norm::BatchNormAttrs;
 pub use resize::{CoordinateTransform, NearestMode, ResizeMode, UpsampleAttrs};
@@ -122,6 +124,12 @@ pub enum Op {
     DepthToSpace(DepthToSpaceAttrs),
     /// Passes its input through.
     Identity,
+    /// Inserts stride − 1 zeros between spatial elements (lowering op).
+    ZeroInsert(ZeroInsertAttrs),
+    /// Scatter-adds columns into an image (ONNX `Col2Im`; lowering op).
+    Col2Im(Col2ImAttrs),
+    /// Rearranges a ConvTranspose weight into sub-pixel convolution weights (lowering op).
+    SubpixelKernel(SubpixelKernelAttrs),
 }
 
 /// Unit-attribute ops share these rules.
@@ -146,6 +154,9 @@ impl Op {
             Op::Pad(a) => a,
             Op::Slice(a) => a,
             Op::DepthToSpace(a) => a,
+            Op::ZeroInsert(a) => a,
+            Op::Col2Im(a) => a,
+            Op::SubpixelKernel(a) => a,
         }
     }
 
@@ -171,6 +182,9 @@ impl Op {
             Op::Slice(_) => "Slice",
             Op::DepthToSpace(_) => "DepthToSpace",
             Op::Identity => "Identity",
+            Op::ZeroInsert(_) => "ZeroInsert",
+            Op::Col2Im(_) => "Col2Im",
+            Op::SubpixelKernel(_) => "SubpixelKernel",
         }
     }
 

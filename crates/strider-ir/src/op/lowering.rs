@@ -1,0 +1,214 @@
+//! Ops that lowerings of ConvTranspose introduce: zero insertion (input dilation), ONNX `Col2Im`, and
+//! the sub-pixel kernel rearrangement. They are ordinary ops: shape rules here, kernels in the
+//! interpreter, and weight-only ones fold into constants.
+
+use serde::{Deserialize, Serialize};
+
+use super::{OpError, OpRule, product};
+use crate::shape::Shape;
+
+/// `ZeroInsert`: puts stride − 1 zeros between neighbouring elements of every spatial axis
+/// (out = (in − 1) · stride + 1), the "fractional striding" of a transposed convolution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroInsertAttrs {
+    /// Spacing per spatial axis (1 leaves the axis unchanged).
+    pub strides: Vec<usize>,
+}
+
+impl OpRule for ZeroInsertAttrs {
+    fn input_names(&self) -> &'static [&'static str] {
+        &["X"]
+    }
+    fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
+        let x = inputs[0];
+        if x.rank() < 3 || self.strides.len() != x.rank() - 2 {
+            return Err(OpError::attr("strides", format!("needs one value per spatial axis of {x}")));
+        }
+        if self.strides.contains(&0) {
+            return Err(OpError::attr("strides", "contains 0"));
+        }
+        let mut out = x.dims()[..2].to_vec();
+        for (&d, &s) in x.dims()[2..].iter().zip(&self.strides) {
+            out.push((d - 1).saturating_mul(s).saturating_add(1));
+        }
+        Ok(vec![Shape(out)])
+    }
+    fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
+        0
+    }
+}
+
+/// ONNX `Col2Im` (its `image_shape` and `block_shape` inputs as attributes): scatter-adds the columns of
+/// an (N, C·∏block, L) tensor into an (N, C, image…) image, each column a block at its sliding position.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Col2ImAttrs {
+    /// Spatial shape of the output image.
+    pub image_shape: Vec<usize>,
+    /// Spatial shape of one block (the kernel).
+    pub block_shape: Vec<usize>,
+    /// Dilation per spatial axis (empty: 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dilations: Vec<usize>,
+    /// Begin pads, then end pads (empty: 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pads: Vec<usize>,
+    /// Stride per spatial axis (empty: 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strides: Vec<usize>,
+}
+
+/// One spatial axis of a Col2Im, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Col2ImAxis {
+    /// Image size.
+    pub image: usize,
+    /// Block size.
+    pub block: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// Begin pad.
+    pub pad_begin: usize,
+    /// End pad.
+    pub pad_end: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Number of block positions along this axis.
+    pub positions: usize,
+}
+
+impl Col2ImAttrs {
+    /// Resolves every spatial axis.
+    pub fn axes(&self) -> Result<Vec<Col2ImAxis>, OpError> {
+        let rank = self.image_shape.len();
+        if rank == 0 || self.block_shape.len() != rank {
+            return Err(OpError::attr("block_shape", format!("needs {rank} values like image_shape")));
+        }
+        let or_ones = |name: &'static str, v: &[usize]| -> Result<Vec<usize>, OpError> {
+            match v.len() {
+                0 => Ok(vec![1; rank]),
+                n if n == rank && !v.contains(&0) => Ok(v.to_vec()),
+                _ => Err(OpError::attr(name, format!("needs {rank} values, all at least 1"))),
+            }
+        };
+        let (dilations, strides) = (or_ones("dilations", &self.dilations)?, or_ones("strides", &self.strides)?);
+        let pads = if self.pads.is_empty() { vec![0; 2 * rank] } else { self.pads.clone() };
+        if pads.len() != 2 * rank {
+            return Err(OpError::attr("pads", format!("needs {} values", 2 * rank)));
+        }
+        (0..rank)
+            .map(|i| {
+                let (image, block) = (self.image_shape[i], self.block_shape[i]);
+                if image == 0 || block == 0 {
+                    return Err(OpError::attr("image_shape", "sizes must be at least 1"));
+                }
+                let extent = (dilations[i] as u128) * (block as u128 - 1) + 1;
+                let padded = image as u128 + pads[i] as u128 + pads[rank + i] as u128;
+                if padded < extent {
+                    return Err(OpError::attr("block_shape", format!("block does not fit the padded image on axis {i}")));
+                }
+                let positions = ((padded - extent) / strides[i] as u128 + 1) as usize;
+                Ok(Col2ImAxis {
+                    image,
+                    block,
+                    dilation: dilations[i],
+                    pad_begin: pads[i],
+                    pad_end: pads[rank + i],
+                    stride: strides[i],
+                    positions,
+                })
+            })
+            .collect()
+    }
+}
+
+impl OpRule for Col2ImAttrs {
+    fn input_names(&self) -> &'static [&'static str] {
+        &["input"]
+    }
+    fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
+        let x = inputs[0];
+        let axes = self.axes()?;
+        let block: usize = axes.iter().map(|a| a.block).product();
+        let positions: usize = axes.iter().map(|a| a.positions).product();
+        if x.rank() != 3 || x.dims()[1] % block != 0 || x.dims()[2] != positions {
+            return Err(OpError::shape(
+                "input",
+                format!("(N, C·{block}, {positions}) for blocks {:?} on image {:?}", self.block_shape, self.image_shape),
+                x,
+            ));
+        }
+        let mut out = vec![x.dims()[0], x.dims()[1] / block];
+        out.extend(&self.image_shape);
+        Ok(vec![Shape(out)])
+    }
+    fn flops(&self, inputs: &[&Shape], _: &[Shape]) -> u64 {
+        // One add per column element.
+        inputs[0].numel() as u64
+    }
+}
+
+/// `SubpixelKernel`: rearranges a ConvTranspose weight (C, M/group, k…) into the weight of the
+/// stride-1 Conv that computes all s^d output phases at once, (M·∏s, C/group, L…) with
+/// L = ⌊d·(k − 1)/s⌋ + 1. Output channel m·∏s + r holds phase r of output channel m; tap t of phase r
+/// on an axis is W[k] for the k with k·d ≡ r (mod s) and ⌊k·d/s⌋ = L − 1 − t, zero where no k exists.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubpixelKernelAttrs {
+    /// ConvTranspose strides.
+    pub strides: Vec<usize>,
+    /// ConvTranspose dilations (empty: 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dilations: Vec<usize>,
+    /// ConvTranspose group.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub group: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+impl SubpixelKernelAttrs {
+    /// Dilations with the default filled in.
+    pub fn dilations_or_ones(&self) -> Vec<usize> {
+        if self.dilations.is_empty() { vec![1; self.strides.len()] } else { self.dilations.clone() }
+    }
+
+    /// Sub-kernel length per axis for kernel sizes `k`.
+    pub fn taps(&self, k: &[usize]) -> Vec<usize> {
+        let d = self.dilations_or_ones();
+        k.iter().zip(&self.strides).zip(&d).map(|((&k, &s), &d)| d * (k - 1) / s + 1).collect()
+    }
+}
+
+impl OpRule for SubpixelKernelAttrs {
+    fn input_names(&self) -> &'static [&'static str] {
+        &["W"]
+    }
+    fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
+        let w = inputs[0];
+        let rank = self.strides.len();
+        if w.rank() != rank + 2 || !(1..=3).contains(&rank) {
+            return Err(OpError::shape("W", format!("(C, M/group, k…) with {rank} spatial axes"), w));
+        }
+        if self.strides.contains(&0) || self.dilations_or_ones().len() != rank || self.dilations_or_ones().contains(&0) {
+            return Err(OpError::attr("strides", "strides and dilations need one value ≥ 1 per spatial axis"));
+        }
+        if self.group == 0 || w.dims()[0] % self.group != 0 || w.dims()[2..].contains(&0) {
+            return Err(OpError::attr("group", format!("{} does not divide the {} input channels", self.group, w.dims()[0])));
+        }
+        let phases = product(&self.strides) as usize;
+        let mut out = vec![w.dims()[1] * self.group * phases, w.dims()[0] / self.group];
+        out.extend(self.taps(&w.dims()[2..]));
+        Ok(vec![Shape(out)])
+    }
+    fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
+        0
+    }
+}
