@@ -114,18 +114,29 @@ mod tests {
     fn col2im_matches_onnx_example() {
         // ONNX Col2Im docs: (1, 5, 5) columns, image [5, 5], block [1, 5].
         let cols = [
-            1., 6., 11., 16., 21., 2., 7., 12., 17., 22., 3., 8., 13., 18., 23., 4., 9., 14., 19., 24., 5., 0., 15., 20.,
-            25.,
+            1., 6., 11., 16., 21., 2., 7., 12., 17., 22., 3., 8., 13., 18., 23., 4., 9., 14., 19., 24., 5., 0., 15.,
+            20., 25.,
         ];
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 5, 5]), cols.to_vec()).unwrap();
-        let attrs =
-            Col2ImAttrs { image_shape: vec![5, 5], block_shape: vec![1, 5], dilations: vec![], pads: vec![], strides: vec![] };
+        let attrs = Col2ImAttrs {
+            image_shape: vec![5, 5],
+            block_shape: vec![1, 5],
+            dilations: vec![],
+            pads: vec![],
+            strides: vec![],
+        };
         let y = col2im(&x.view(), &attrs, &[1, 1, 5, 5]).unwrap();
         let expected: Vec<f32> = (1..=25).map(|v| if v == 10 { 0. } else { v as f32 }).collect();
         assert_eq!(y.as_slice().unwrap(), expected.as_slice());
         // Overlapping blocks add up: a 3-long image from two 2-long blocks with stride 1.
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 2, 2]), vec![1., 10., 100., 1000.]).unwrap();
-        let attrs = Col2ImAttrs { image_shape: vec![3], block_shape: vec![2], dilations: vec![], pads: vec![], strides: vec![] };
+        let attrs = Col2ImAttrs {
+            image_shape: vec![3],
+            block_shape: vec![2],
+            dilations: vec![],
+            pads: vec![],
+            strides: vec![],
+        };
         let y = col2im(&x.view(), &attrs, &[1, 1, 3]).unwrap();
         assert_eq!(y.as_slice().unwrap(), &[1., 110., 1000.]);
     }

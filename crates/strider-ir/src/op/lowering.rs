@@ -106,7 +106,10 @@ impl Col2ImAttrs {
                 let extent = (dilations[i] as u128) * (block as u128 - 1) + 1;
                 let padded = image as u128 + pads[i] as u128 + pads[rank + i] as u128;
                 if padded < extent {
-                    return Err(OpError::attr("block_shape", format!("block does not fit the padded image on axis {i}")));
+                    return Err(OpError::attr(
+                        "block_shape",
+                        format!("block does not fit the padded image on axis {i}"),
+                    ));
                 }
                 let positions = ((padded - extent) / strides[i] as u128 + 1) as usize;
                 Ok(Col2ImAxis {
@@ -135,7 +138,10 @@ impl OpRule for Col2ImAttrs {
         if x.rank() != 3 || x.dims()[1] % block != 0 || x.dims()[2] != positions {
             return Err(OpError::shape(
                 "input",
-                format!("(N, C·{block}, {positions}) for blocks {:?} on image {:?}", self.block_shape, self.image_shape),
+                format!(
+                    "(N, C·{block}, {positions}) for blocks {:?} on image {:?}",
+                    self.block_shape, self.image_shape
+                ),
                 x,
             ));
         }
@@ -197,11 +203,15 @@ impl OpRule for SubpixelKernelAttrs {
         if w.rank() != rank + 2 || !(1..=3).contains(&rank) {
             return Err(OpError::shape("W", format!("(C, M/group, k…) with {rank} spatial axes"), w));
         }
-        if self.strides.contains(&0) || self.dilations_or_ones().len() != rank || self.dilations_or_ones().contains(&0) {
+        if self.strides.contains(&0) || self.dilations_or_ones().len() != rank || self.dilations_or_ones().contains(&0)
+        {
             return Err(OpError::attr("strides", "strides and dilations need one value ≥ 1 per spatial axis"));
         }
         if self.group == 0 || w.dims()[0] % self.group != 0 || w.dims()[2..].contains(&0) {
-            return Err(OpError::attr("group", format!("{} does not divide the {} input channels", self.group, w.dims()[0])));
+            return Err(OpError::attr(
+                "group",
+                format!("{} does not divide the {} input channels", self.group, w.dims()[0]),
+            ));
         }
         let phases = product(&self.strides) as usize;
         let mut out = vec![w.dims()[1] * self.group * phases, w.dims()[0] / self.group];

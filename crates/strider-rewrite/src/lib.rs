@@ -1,0 +1,17 @@
+//! Strider's rewrite engine: every way to compute a ConvTranspose lives side by side in one e-graph
+//! (egg), and a cost model picks what suits the target.
+//!
+//! Data path: [`convert::to_egraph`] → saturate with [`rules`] ([`saturate`]) → [`extract::extract`]
+//! under a [`cost::CostModel`] → [`convert::to_graph`].
+
+pub mod analysis;
+pub mod convert;
+pub mod cost;
+pub mod extract;
+pub mod lang;
+pub mod pipeline;
+pub mod rules;
+
+pub use analysis::TensorGraph;
+pub use pipeline::{RunLimits, Saturated, extract_graph, saturate};
+pub use rules::{Lowering, Rule};

@@ -1,0 +1,105 @@
+//! The whole optimization: graph → e-graph → saturate → extract → graph, with the statistics a
+//! report needs.
+
+use std::time::Duration;
+
+use egg::{Id, Runner, StopReason};
+use strider_ir::{Graph, Limits};
+
+use crate::analysis::TensorGraph;
+use crate::convert::{ConvertError, to_egraph, to_graph};
+use crate::cost::CostModel;
+use crate::extract::{ExtractError, extract};
+use crate::rules::Rule;
+
+/// Limits of equality saturation.
+#[derive(Clone, Copy, Debug)]
+pub struct RunLimits {
+    /// Stop when the e-graph has this many e-nodes.
+    pub nodes: usize,
+    /// Stop after this many iterations.
+    pub iterations: usize,
+    /// Stop after this much time.
+    pub time: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits { nodes: 50_000, iterations: 12, time: Duration::from_secs(20) }
+    }
+}
+
+/// Size of the e-graph after one iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IterationSize {
+    /// E-nodes.
+    pub nodes: usize,
+    /// E-classes.
+    pub classes: usize,
+}
+
+/// A saturated e-graph and how the run went.
+pub struct Saturated {
+    /// The e-graph.
+    pub egraph: TensorGraph,
+    /// Classes of the graph outputs.
+    pub roots: Vec<Id>,
+    /// Why saturation stopped.
+    pub stop_reason: String,
+    /// E-graph size after each iteration (the first entry is the initial graph).
+    pub sizes: Vec<IterationSize>,
+}
+
+/// Why optimization failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizeError {
+    /// Nothing the cost model supports computes an output.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// Extraction produced an invalid graph (a bug).
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+}
+
+/// Saturates the e-graph of `graph` with `rules`.
+pub fn saturate(graph: &Graph, rules: &[Rule], limits: &RunLimits) -> Saturated {
+    let seeded = to_egraph(graph);
+    let initial =
+        IterationSize { nodes: seeded.egraph.total_number_of_nodes(), classes: seeded.egraph.number_of_classes() };
+    let runner = Runner::default()
+        .with_egraph(seeded.egraph)
+        .with_node_limit(limits.nodes)
+        .with_iter_limit(limits.iterations)
+        .with_time_limit(limits.time)
+        .run(rules);
+    let stop_reason = match runner.stop_reason.as_ref() {
+        Some(StopReason::Saturated) => "saturated".to_string(),
+        Some(StopReason::IterationLimit(n)) => format!("iteration limit ({n})"),
+        Some(StopReason::NodeLimit(n)) => format!("node limit ({n})"),
+        Some(StopReason::TimeLimit(t)) => format!("time limit ({t:.1} s)"),
+        Some(StopReason::Other(s)) => s.clone(),
+        None => "not run".to_string(),
+    };
+    let mut sizes = vec![initial];
+    sizes.extend(runner.iterations.iter().map(|i| IterationSize { nodes: i.egraph_nodes, classes: i.egraph_classes }));
+    let mut egraph = runner.egraph;
+    egraph.rebuild();
+    let roots = seeded.roots.iter().map(|&r| egraph.find(r)).collect();
+    Saturated { egraph, roots, stop_reason, sizes }
+}
+
+/// Extracts the cheapest graph under `model`, keeping `original`'s name, inputs and output names.
+pub fn extract_graph(
+    saturated: &Saturated,
+    original: &Graph,
+    model: &dyn CostModel,
+    limits: &Limits,
+) -> Result<(Graph, f64), OptimizeError> {
+    let extraction = extract(&saturated.egraph, &saturated.roots, model)?;
+    let inputs: Vec<_> =
+        original.inputs().iter().map(|&v| (original.value(v).name.clone(), original.shape(v).clone())).collect();
+    let outputs: Vec<String> = original.outputs().iter().map(|&v| original.value(v).name.clone()).collect();
+    let graph =
+        to_graph(&saturated.egraph, &extraction.choice, &saturated.roots, original.name(), &inputs, &outputs, limits)?;
+    Ok((graph, extraction.cost))
+}

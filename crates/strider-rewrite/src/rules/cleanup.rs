@@ -1,0 +1,119 @@
+//! Clean-ups the lowerings create: no-op layout ops, composed layout ops, bias folding, 1×1 Conv as
+//! MatMul.
+
+use egg::{Id, rewrite};
+use strider_ir::op::{ReshapeAttrs, TransposeAttrs};
+use strider_ir::{Op, Shape};
+
+use super::{Lower, Matched, Rule};
+
+/// The clean-up table.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        rewrite!("identity-is-its-input"; "(Identity ?a ?x)" => { Lower::new(&["?a", "?x"], |m| Some(m.inputs[0])) }),
+        rewrite!("reshape-to-same-shape-is-identity"; "(Reshape ?a ?x)" => { Lower::new(&["?a", "?x"], same_shape) }),
+        rewrite!("transpose-identity-perm-is-identity"; "(Transpose ?a ?x)" => { Lower::new(&["?a", "?x"], same_order) }),
+        rewrite!("zero-insert-stride-1-is-identity"; "(ZeroInsert ?a ?x)" => { Lower::new(&["?a", "?x"], unit_strides) }),
+        rewrite!("pad-by-zero-is-identity"; "(Pad ?a ?x)" => { Lower::new(&["?a", "?x"], zero_pads) }),
+        rewrite!("reshape-reshape-is-reshape"; "(Reshape ?a (Reshape ?b ?x))" => { Lower::new(&["?a", "?b", "?x"], reshape_reshape) }),
+        rewrite!("transpose-transpose-is-transpose"; "(Transpose ?a (Transpose ?b ?x))" => { Lower::new(&["?a", "?b", "?x"], transpose_transpose) }),
+        rewrite!("conv-add-channel-bias-is-conv-bias"; "(Add ?a (Conv ?c ?x ?w) ?b)" => { Lower::new(&["?a", "?c", "?x", "?w", "?b"], fold_bias) }),
+        rewrite!("conv-1x1-is-matmul"; "(Conv ?a ?x ?w)" => { Lower::new(&["?a", "?x", "?w"], pointwise_matmul) }),
+    ]
+}
+
+/// Reshape(x, shape(x)) = x.
+fn same_shape(m: &mut Matched) -> Option<Id> {
+    let x = m.inputs[0];
+    let out = m.op.infer(&[&m.shape(x)?]).ok()?.remove(0);
+    (out == m.shape(x)?).then_some(x)
+}
+
+/// Transpose(x, [0, 1, …]) = x.
+fn same_order(m: &mut Matched) -> Option<Id> {
+    let Op::Transpose(t) = &m.op else { return None };
+    let x = m.inputs[0];
+    let perm = t.resolved(m.shape(x)?.rank());
+    perm.iter().enumerate().all(|(i, &p)| i == p).then_some(x)
+}
+
+/// ZeroInsert(x, [1, …]) = x.
+fn unit_strides(m: &mut Matched) -> Option<Id> {
+    let Op::ZeroInsert(z) = &m.op else { return None };
+    z.strides.iter().all(|&s| s == 1).then_some(m.inputs[0])
+}
+
+/// Pad(x, 0…) = x.
+fn zero_pads(m: &mut Matched) -> Option<Id> {
+    let Op::Pad(p) = &m.op else { return None };
+    p.pads.iter().all(|&v| v == 0).then_some(m.inputs[0])
+}
+
+/// Reshape(Reshape(x, s1), s2) = Reshape(x, s2): row-major order is kept by both.
+fn reshape_reshape(m: &mut Matched) -> Option<Id> {
+    let (inner, x) = (m.inputs[0], m.inputs[1]);
+    let Op::Reshape(_) = m.egraph[inner].data.attrs.as_ref()? else { return None };
+    let inner_shape = inner_output(m, inner, x)?;
+    let out = m.op.infer(&[&inner_shape]).ok()?.remove(0);
+    let shape = out.dims().iter().map(|&d| d as i64).collect();
+    m.add(Op::Reshape(ReshapeAttrs { shape, allowzero: false }), &[x], "reshape")
+}
+
+/// Transpose(Transpose(x, q), p) = Transpose(x, q∘p): output axis i is input axis q[p[i]].
+fn transpose_transpose(m: &mut Matched) -> Option<Id> {
+    let (inner, x) = (m.inputs[0], m.inputs[1]);
+    let Op::Transpose(q) = m.egraph[inner].data.attrs.clone()? else { return None };
+    let Op::Transpose(p) = &m.op else { return None };
+    let rank = m.shape(x)?.rank();
+    let (q, p) = (q.resolved(rank), p.resolved(rank));
+    let perm: Vec<usize> = p.iter().map(|&i| q[i]).collect();
+    if perm.iter().enumerate().all(|(i, &v)| i == v) {
+        return Some(x);
+    }
+    m.add(Op::Transpose(TransposeAttrs { perm }), &[x], "transpose")
+}
+
+/// Output shape of the inner op (attributes class `attrs`) applied to `x`.
+fn inner_output(m: &Matched, attrs: Id, x: Id) -> Option<Shape> {
+    let op = m.egraph[attrs].data.attrs.as_ref()?;
+    op.infer(&[&m.shape(x)?]).ok()?.into_iter().next()
+}
+
+/// Add(Conv(x, W), b) = Conv(x, W, Reshape(b, [M])) when b is a constant per-channel bias of shape
+/// [M, 1, …] or [1, M, 1, …] (a constant, so that folding it is free).
+fn fold_bias(m: &mut Matched) -> Option<Id> {
+    let (conv_attrs, x, w, b) = (m.inputs[0], m.inputs[1], m.inputs[2], m.inputs[3]);
+    let conv = m.egraph[conv_attrs].data.attrs.clone()?;
+    let Op::Conv(_) = conv else { return None };
+    let out = conv.infer(&[&m.shape(x)?, &m.shape(w)?]).ok()?.remove(0);
+    let channels = out.dims()[1];
+    let bias = m.shape(b)?;
+    let per_channel = |s: &[usize]| s.first() == Some(&channels) && s[1..].iter().all(|&d| d == 1);
+    let fits = (bias.rank() == out.rank() - 1 && per_channel(bias.dims()))
+        || (bias.rank() == out.rank() && bias.dims()[0] == 1 && per_channel(&bias.dims()[1..]));
+    if !fits || !m.egraph[b].data.constant {
+        return None;
+    }
+    let flat = m.reshape(b, &[channels], "bias")?;
+    m.add(conv, &[x, w, flat], "conv")
+}
+
+/// A 1×…×1 Conv with stride 1, no padding and group 1 is a MatMul over channels:
+/// Conv(x, W) = Reshape(Reshape(W, [M, C]) · Reshape(x, [N, C, L]), [N, M, spatial…]).
+fn pointwise_matmul(m: &mut Matched) -> Option<Id> {
+    let Op::Conv(attrs) = &m.op else { return None };
+    let (x, w) = (m.inputs[0], m.inputs[1]);
+    let (xs, ws) = (m.shape(x)?, m.shape(w)?);
+    let geometry = attrs.geometry(&xs, &ws).ok()?;
+    let pointwise = attrs.group == 1
+        && geometry.iter().all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0);
+    if !pointwise {
+        return None;
+    }
+    let (n, c, mo) = (xs.dims()[0], xs.dims()[1], ws.dims()[0]);
+    let l = xs.dims()[2..].iter().product();
+    let wm = m.reshape(w, &[mo, c], "w_matrix")?;
+    let xm = m.reshape(x, &[n, c, l], "x_matrix")?;
+    let product = m.add(Op::MatMul, &[wm, xm], "matmul")?;
+    m.reshape(product, &[&[n, mo][..], &xs.dims()[2..]].concat(), "image")
+}

@@ -1,0 +1,178 @@
+//! The rule tables. Every rule states an exact identity, is named after it, and is verified
+//! numerically by a test that evaluates both sides in the interpreter.
+//!
+//! Authoring notes: a rule must be an exact identity under its conditions (checked in its applier);
+//! it must check shapes before adding anything (`add_op` refuses what a shape rule rejects); no
+//! unrestricted commutativity or associativity (they bloat the e-graph).
+
+mod cleanup;
+mod conv_transpose;
+mod upsample;
+
+use egg::{Applier, Id, PatternAst, Rewrite, Subst, Symbol, Var};
+use strider_ir::Op;
+
+use crate::analysis::{TensorGraph, Tensors};
+use crate::lang::Node;
+
+/// A rewrite rule over Strider's e-graph.
+pub type Rule = Rewrite<Node, Tensors>;
+
+/// The ConvTranspose lowering families; each can be forced alone with `--strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lowering {
+    /// Zero insertion + padding + stride-1 Conv with the flipped, channel-swapped kernel.
+    ZeroInsert,
+    /// cols = Wᵀ·x as one MatMul, then Col2Im.
+    Col2Im,
+    /// s^d stride-1 sub-convolutions interleaved by DepthToSpace.
+    Subpixel,
+    /// MatMul plus Reshape/Transpose where the geometry allows it.
+    MatMul,
+}
+
+impl Lowering {
+    /// All families.
+    pub const ALL: [Lowering; 4] = [Lowering::ZeroInsert, Lowering::Col2Im, Lowering::Subpixel, Lowering::MatMul];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lowering::ZeroInsert => "zero-insert",
+            Lowering::Col2Im => "col2im",
+            Lowering::Subpixel => "subpixel",
+            Lowering::MatMul => "matmul",
+        }
+    }
+
+    /// The rules of this family.
+    pub fn rules(self) -> Vec<Rule> {
+        match self {
+            Lowering::ZeroInsert => vec![conv_transpose::zero_insert_conv()],
+            Lowering::Col2Im => vec![conv_transpose::gemm_col2im()],
+            Lowering::Subpixel => vec![conv_transpose::subpixel()],
+            Lowering::MatMul => vec![conv_transpose::matmul_1x1_input(), conv_transpose::matmul_kernel_equals_stride()],
+        }
+    }
+}
+
+/// Rules that only reshape the problem: bias split and fold, Upsample as ConvTranspose, clean-ups.
+pub fn support_rules() -> Vec<Rule> {
+    let mut rules = vec![conv_transpose::bias_is_add(), upsample::nearest_is_depthwise_conv_transpose()];
+    rules.extend(cleanup::rules());
+    rules
+}
+
+/// Every rule: all lowerings and the support rules.
+pub fn all() -> Vec<Rule> {
+    let mut rules: Vec<Rule> = Lowering::ALL.iter().flat_map(|l| l.rules()).collect();
+    rules.extend(support_rules());
+    rules
+}
+
+/// The matched class's op attributes and its inputs, as appliers need them.
+pub(crate) struct Matched<'a> {
+    pub op: Op,
+    pub inputs: Vec<Id>,
+    pub name: String,
+    pub egraph: &'a mut TensorGraph,
+}
+
+/// An applier written as a function from the matched op to the id of an equal class (or `None` when
+/// the rule's conditions do not hold).
+pub(crate) struct Lower {
+    pub vars: Vec<Var>,
+    pub lower: fn(&mut Matched) -> Option<Id>,
+}
+
+impl Lower {
+    /// An applier for a pattern `(Op ?a ?in1 ?in2 …)` whose variables are named as given.
+    pub fn new(vars: &[&str], lower: fn(&mut Matched) -> Option<Id>) -> Self {
+        Lower { vars: vars.iter().map(|v| v.parse().expect("valid variable")).collect(), lower }
+    }
+}
+
+impl Applier<Node, Tensors> for Lower {
+    fn apply_one(
+        &self,
+        egraph: &mut TensorGraph,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Node>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let Some(op) = egraph[subst[self.vars[0]]].data.attrs.clone() else { return vec![] };
+        let inputs: Vec<Id> = self.vars[1..].iter().map(|&v| subst[v]).collect();
+        let name = class_name(egraph, eclass);
+        let mut m = Matched { op, inputs, name, egraph };
+        match (self.lower)(&mut m) {
+            Some(new) if egraph.union(eclass, new) => vec![eclass],
+            _ => vec![],
+        }
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.vars.clone()
+    }
+}
+
+/// A readable name for a class (the original value's name where there is one).
+pub(crate) fn class_name(egraph: &TensorGraph, id: Id) -> String {
+    let id = egraph.find(id);
+    egraph
+        .analysis
+        .names
+        .iter()
+        .find(|(k, _)| egraph.find(**k) == id)
+        .map_or_else(|| format!("v{id}"), |(_, n)| n.clone())
+}
+
+impl Matched<'_> {
+    /// Shape of a value class.
+    pub fn shape(&self, id: Id) -> Option<strider_ir::Shape> {
+        self.egraph[id].data.shape.clone()
+    }
+
+    /// Adds an op node named after the matched value and this step; `None` if its shape rule refuses.
+    pub fn add(&mut self, op: Op, inputs: &[Id], step: &str) -> Option<Id> {
+        let name = format!("{}.{step}", self.name);
+        crate::analysis::add_op(self.egraph, op, inputs, name)
+    }
+
+    /// Adds a Reshape to a static shape.
+    pub fn reshape(&mut self, x: Id, shape: &[usize], step: &str) -> Option<Id> {
+        let shape = shape.iter().map(|&d| d as i64).collect();
+        self.add(Op::Reshape(strider_ir::op::ReshapeAttrs { shape, allowzero: false }), &[x], step)
+    }
+
+    /// Adds a Transpose.
+    pub fn transpose(&mut self, x: Id, perm: Vec<usize>, step: &str) -> Option<Id> {
+        self.add(Op::Transpose(strider_ir::op::TransposeAttrs { perm }), &[x], step)
+    }
+
+    /// Pads (positive) or crops (negative) the spatial axes of an (N, C, spatial…) value; no node when
+    /// every amount is zero.
+    pub fn pad_spatial(&mut self, x: Id, begin: &[i64], end: &[i64], step: &str) -> Option<Id> {
+        if begin.iter().chain(end).all(|&p| p == 0) {
+            return Some(x);
+        }
+        let pads = [&[0, 0], begin, &[0, 0], end].concat();
+        self.add(Op::Pad(strider_ir::op::PadAttrs { pads, ..Default::default() }), &[x], step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_table_builds_with_unique_names() {
+        let rules = all();
+        let mut names: Vec<String> = rules.iter().map(|r| r.name.to_string()).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate rule names: {names:?}");
+        assert!(n >= 10);
+    }
+}
