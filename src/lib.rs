@@ -2,7 +2,8 @@
 //!
 //! This crate is the `strider` command-line tool and a facade over the libraries:
 //! - [`ir`]: the graph IR, ops with ONNX semantics, shape inference and the RON model format;
-//! - [`interp`]: the reference interpreter.
+//! - [`interp`]: the reference interpreter;
+//! - [`rewrite`]: the e-graph rewrite engine, cost models and extraction.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -19,3 +20,4 @@
 
 pub use strider_interp as interp;
 pub use strider_ir as ir;
+pub use strider_rewrite as rewrite;

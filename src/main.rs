@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use strider_ir::Limits;
+use strider_rewrite::{RunLimits, Strategy};
 
 /// Strider: an optimizer for operator graphs built around transposed convolution.
 ///
@@ -39,6 +40,32 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Lower and optimize a model with equality saturation, then extract the cheapest graph for a cost
+    /// model and write it as a runnable model.
+    ///
+    /// Every ConvTranspose lowering (zero insertion, GEMM + col2im, sub-pixel, MatMul forms) lives in
+    /// one e-graph; --cost picks the variant. The written model keeps the original's input and output
+    /// names and shapes, so `strider run` feeds both the same inputs.
+    Optimize {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Cost model: flops, memory, or a target profile (e.g. examples/targets/npu.ron).
+        #[arg(long, default_value = "flops", value_name = "flops|memory|TARGET.ron")]
+        cost: String,
+        /// Force one lowering for every ConvTranspose where it is legal: auto, none, zero-insert, col2im,
+        /// subpixel, matmul.
+        #[arg(long, default_value = "auto", value_parser = parse_strategy)]
+        strategy: Strategy,
+        /// Evaluate weight-only subgraphs (flipped kernels, sub-kernels) into constants. Always on with
+        /// a target profile.
+        #[arg(long)]
+        fold_constants: bool,
+        /// Write the optimized model here (large computed weights go to OUT.weights/*.npy).
+        #[arg(short, long, value_name = "OUT.ron")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        saturation: SaturationArgs,
+    },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
     Info {
         #[command(flatten)]
@@ -52,6 +79,31 @@ enum Command {
 }
 
 #[derive(Args)]
+struct SaturationArgs {
+    /// Stop saturating when the e-graph has this many e-nodes.
+    #[arg(long, default_value_t = RunLimits::default().nodes)]
+    node_limit: usize,
+    /// Stop saturating after this many iterations.
+    #[arg(long, default_value_t = RunLimits::default().iterations)]
+    iter_limit: usize,
+    /// Stop saturating after this many seconds.
+    #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64())]
+    time_limit: f64,
+}
+
+impl SaturationArgs {
+    fn limits(&self) -> miette::Result<RunLimits> {
+        let time = std::time::Duration::try_from_secs_f64(self.time_limit)
+            .map_err(|_| miette::miette!("--time-limit must be a non-negative number of seconds"))?;
+        Ok(RunLimits { nodes: self.node_limit, iterations: self.iter_limit, time })
+    }
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+}
+
+#[derive(Args)]
 struct ModelArgs {
     /// The model file (.ron).
     model: PathBuf,
@@ -61,8 +113,12 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
+    fn limits(&self) -> Limits {
+        Limits { max_elements: self.max_elements }
+    }
+
     fn load(&self) -> miette::Result<strider_ir::Graph> {
-        diagnostic::load_model(&self.model, &Limits { max_elements: self.max_elements })
+        diagnostic::load_model(&self.model, &self.limits())
     }
 }
 
@@ -74,6 +130,19 @@ fn main() -> ExitCode {
         Command::Run { model, inputs, out, seed } => {
             model.load().and_then(|g| commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed }))
         }
+        Command::Optimize { model, cost, strategy, fold_constants, output, saturation } => (|| {
+            let graph = model.load()?;
+            let opts = commands::optimize::OptimizeOptions {
+                cost: commands::optimize::CostChoice::parse(&cost)?,
+                strategy,
+                fold_constants,
+                run_limits: saturation.limits()?,
+                output,
+            };
+            let report = commands::optimize::optimize(&graph, &opts, &model.limits())?;
+            print!("{report}");
+            Ok(())
+        })(),
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
         Command::Dot { model } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
     };

@@ -2,4 +2,5 @@
 
 pub mod dot;
 pub mod info;
+pub mod optimize;
 pub mod run;

@@ -2,6 +2,7 @@
 //! freeing each intermediate after its last reader. Every lowering is checked against this.
 
 pub mod feeds;
+pub mod fold;
 pub mod kernels;
 
 use std::collections::HashMap;

@@ -85,7 +85,7 @@ pub enum DataSpec {
         /// Generator seed.
         seed: u64,
         /// Mean.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         mean: f32,
         /// Standard deviation.
         std: f32,
@@ -114,6 +114,10 @@ impl DataSpec {
         };
         ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
     }
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn bilinear(shape: &[usize]) -> Result<ArrayD<f32>, String> {

@@ -11,7 +11,9 @@ pub mod extract;
 pub mod lang;
 pub mod pipeline;
 pub mod rules;
+pub mod strategy;
 
 pub use analysis::TensorGraph;
 pub use pipeline::{RunLimits, Saturated, extract_graph, saturate};
 pub use rules::{Lowering, Rule};
+pub use strategy::Strategy;
