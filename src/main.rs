@@ -66,6 +66,20 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
+    /// For every ConvTranspose and Upsample, every lowering the e-graph holds, its FLOPs, bytes and
+    /// cost under each cost model, and which one each model picks; and the e-graph's size per iteration.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Also cost every variant for this target profile (repeatable).
+        #[arg(long = "target", value_name = "TARGET.ron")]
+        targets: Vec<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        saturation: SaturationArgs,
+    },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
     Info {
         #[command(flatten)]
@@ -75,6 +89,11 @@ enum Command {
     Dot {
         #[command(flatten)]
         model: ModelArgs,
+        /// Print the saturated e-graph instead (every rule; meant for small models).
+        #[arg(long)]
+        egraph: bool,
+        #[command(flatten)]
+        saturation: SaturationArgs,
     },
 }
 
@@ -143,8 +162,31 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         })(),
+        Command::Explore { model, targets, json, saturation } => (|| {
+            let graph = model.load()?;
+            let targets = targets
+                .iter()
+                .map(|t| commands::optimize::CostChoice::parse(&t.to_string_lossy()))
+                .map(|c| match c? {
+                    commands::optimize::CostChoice::Target(t) => Ok(*t),
+                    _ => Err(miette::miette!("--target expects a target profile file")),
+                })
+                .collect::<miette::Result<Vec<_>>>()?;
+            let exploration = commands::explore::run(&graph, &targets, &saturation.limits()?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&exploration).map_err(|e| miette::miette!("{e}"))?);
+            } else {
+                print!("{}", commands::explore::render(&exploration));
+            }
+            Ok(())
+        })(),
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
-        Command::Dot { model } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
+        Command::Dot { model, egraph: false, .. } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
+        Command::Dot { model, egraph: true, saturation } => (|| {
+            let graph = model.load()?;
+            print!("{}", commands::dot::render_egraph(&graph, &saturation.limits()?)?);
+            Ok(())
+        })(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

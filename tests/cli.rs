@@ -134,3 +134,17 @@ fn no_panics_on_garbage() {
         assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{text:?}");
     }
 }
+
+#[test]
+fn dot_egraph_shows_the_lowerings_side_by_side() {
+    let out = strider(&["dot", "--egraph", "examples/models/textbook.ron"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("digraph egraph"), "{text}");
+    // The output class holds the ConvTranspose and its lowerings.
+    for op in ["\"ConvTranspose\"", "\"Conv\"", "\"Col2Im\"", "\"SubpixelKernel\""] {
+        assert!(text.contains(op), "{op} missing from\n{text}");
+    }
+    let tight = strider(&["dot", "--egraph", "examples/models/dcgan_generator.ron", "--node-limit", "10"]);
+    assert!(tight.status.success(), "{}", stderr(&tight));
+}

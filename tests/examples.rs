@@ -96,3 +96,25 @@ fn every_invalid_example_fails_with_its_documented_message() {
         });
     });
 }
+
+#[test]
+fn every_example_explores_deterministically() {
+    settings().bind(|| {
+        insta::glob!("../examples/models", "*.ron", |path| {
+            let args = [
+                "explore",
+                &relative(path),
+                "--target",
+                "examples/targets/cpu.ron",
+                "--target",
+                "examples/targets/npu.ron",
+            ];
+            let out = strider(&args);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8(out.stdout).unwrap();
+            // Every ConvTranspose has at least the direct form and one lowering.
+            assert!(!text.contains("ConvTranspose(") || text.contains("subpixel"), "{text}");
+            insta::assert_snapshot!("explore", text);
+        });
+    });
+}

@@ -3,6 +3,7 @@
 use petgraph::dot::{Config, Dot};
 use petgraph::graph::{DiGraph, NodeIndex};
 use strider_ir::{Graph, Producer};
+use strider_rewrite::{RunLimits, Strategy, saturate};
 
 /// What a box in the drawing stands for.
 #[derive(Debug)]
@@ -59,4 +60,20 @@ fn label(graph: &Graph, v: strider_ir::ValueId) -> String {
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// E-graphs larger than this are refused: Graphviz cannot lay them out usefully.
+const EGRAPH_DOT_LIMIT: usize = 5_000;
+
+/// DOT text of the e-graph of `graph` saturated with every rule (one cluster per e-class).
+pub fn render_egraph(graph: &Graph, limits: &RunLimits) -> miette::Result<String> {
+    let saturated = saturate(graph, &Strategy::Auto.rules(), limits);
+    let nodes = saturated.egraph.total_number_of_nodes();
+    if nodes > EGRAPH_DOT_LIMIT {
+        return Err(miette::miette!(
+            "the saturated e-graph has {nodes} e-nodes, more than the {EGRAPH_DOT_LIMIT} Graphviz can draw usefully; \
+             lower --node-limit or --iter-limit, or use `strider explore`"
+        ));
+    }
+    Ok(saturated.egraph.dot().to_string())
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod dot;
+pub mod explore;
 pub mod info;
 pub mod optimize;
 pub mod run;

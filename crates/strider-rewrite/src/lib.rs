@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod convert;
 pub mod cost;
+pub mod explore;
 pub mod extract;
 pub mod lang;
 pub mod pipeline;

@@ -1,0 +1,67 @@
+//! `strider explore`: every lowering of every ConvTranspose (and Upsample) with its cost under each
+//! cost model, the pick of each model, and the e-graph's growth per iteration.
+
+use std::fmt::Write as _;
+
+use strider_ir::Graph;
+use strider_rewrite::RunLimits;
+use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
+use strider_rewrite::explore::{Exploration, NamedModel, explore};
+
+/// Explores `graph` under flops, memory and each target.
+pub fn run(graph: &Graph, targets: &[Target], limits: &RunLimits) -> Exploration {
+    let (flops, memory) = (Flops::default(), Memory);
+    let mut models: Vec<NamedModel> = vec![
+        NamedModel { name: "flops".into(), model: &flops as &dyn CostModel },
+        NamedModel { name: "memory".into(), model: &memory },
+    ];
+    models.extend(targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
+    explore(graph, &models, limits)
+}
+
+fn human(n: f64) -> String {
+    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    units
+        .iter()
+        .find(|(scale, _)| n.abs() >= *scale)
+        .map_or_else(|| format!("{n:.0}"), |(scale, unit)| format!("{:.2}{unit}", n / scale))
+}
+
+/// The exploration as a text report.
+pub fn render(e: &Exploration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "model `{}`: {} ConvTranspose/Upsample nodes", e.model, e.nodes.len());
+    let _ = writeln!(out, "e-graph with every rule ({}):", e.stop_reason);
+    let _ = writeln!(out, "  iteration  e-nodes  e-classes");
+    for (i, (nodes, classes)) in e.sizes.iter().enumerate() {
+        let _ = writeln!(out, "  {i:>9}  {nodes:>7}  {classes:>9}");
+    }
+    for node in &e.nodes {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{} = {} → {:?}", node.node, node.op, node.output);
+        let mut rows = vec![
+            [vec!["lowering".to_string(), "ops".into(), "FLOPs".into(), "bytes".into()], e.models.clone()].concat(),
+        ];
+        for v in &node.variants {
+            let ops =
+                v.ops.iter().map(|(k, c)| if *c > 1 { format!("{k}×{c}") } else { k.clone() }).collect::<Vec<_>>();
+            let mut row = vec![v.lowering.clone(), ops.join(" "), human(v.flops as f64), human(v.bytes as f64)];
+            row.extend(v.costs.iter().map(|c| c.map_or("—".to_string(), human)));
+            rows.push(row);
+        }
+        let widths: Vec<usize> =
+            (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, &w))| if i < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+                .collect();
+            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+        }
+        let picks: Vec<String> = node.picks.iter().map(|(m, l)| format!("{m} → {l}")).collect();
+        let _ = writeln!(out, "  picks: {}", picks.join(", "));
+    }
+    out
+}
