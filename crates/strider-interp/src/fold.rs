@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ndarray::ArrayD;
 use strider_ir::format::DataSpec;
-use strider_ir::{Graph, GraphBuilder, Limits, Producer};
+use strider_ir::{Graph, GraphBuilder, Layout, Limits, Producer};
 
 use crate::{ExecError, kernels};
 
@@ -22,14 +22,14 @@ pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError
     }
     let mut folded = Vec::new();
     for (_, node) in graph.nodes() {
-        if node.inputs.iter().all(|v| constant.contains_key(&v.index())) {
+        // Sparse results stay ops: initializers are dense.
+        let dense_result = node.outputs.iter().all(|&v| graph.value(v).ty.layout == Layout::Dense);
+        if dense_result && node.inputs.iter().all(|v| constant.contains_key(&v.index())) {
             let args: Vec<_> = node.inputs.iter().map(|v| constant[&v.index()].view()).collect();
-            let outs = kernels::eval(&node.op, &args, &graph.output_shapes(node))
+            let data = kernels::eval_dense(&node.op, &args, &graph.output_shapes(node))
                 .map_err(|source| ExecError::Kernel { node: node.name.clone(), op: node.op.name(), source })?;
-            for (&v, data) in node.outputs.iter().zip(outs) {
-                constant.insert(v.index(), data);
-                folded.push(v);
-            }
+            constant.insert(node.outputs[0].index(), data);
+            folded.push(node.outputs[0]);
         } else {
             let names =
                 |ids: &[strider_ir::ValueId]| ids.iter().map(|&v| graph.value(v).name.clone()).collect::<Vec<_>>();
@@ -39,7 +39,7 @@ pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError
     // Keep the constants something still reads (or that are outputs).
     let mut needed: Vec<bool> = vec![false; graph.values().len()];
     for (_, node) in graph.nodes() {
-        if !node.inputs.iter().all(|v| constant.contains_key(&v.index())) {
+        if !node.outputs.iter().all(|v| constant.contains_key(&v.index())) {
             for v in &node.inputs {
                 needed[v.index()] = true;
             }

@@ -7,10 +7,10 @@ pub mod kernels;
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 use strider_ir::{Graph, Producer};
 
-pub use kernels::KernelError;
+pub use kernels::{KernelError, Operand, Tensor};
 
 /// Why a graph could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,9 @@ pub enum ExecError {
     /// A value was supplied for a name that is not a graph input.
     #[error("`{0}` is not an input of this graph")]
     UnknownInput(String),
+    /// A graph output is a sparse matrix, which `run` does not densify.
+    #[error("graph output `{0}` is a sparse matrix; run returns dense tensors only")]
+    SparseOutput(String),
     /// A kernel failed.
     #[error("node `{node}` ({op}): {source}")]
     Kernel {
@@ -48,7 +51,7 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(
     if let Some(extra) = inputs.keys().find(|k| graph.value_id(k).is_none_or(|v| !graph.inputs().contains(&v))) {
         return Err(ExecError::UnknownInput(extra.clone()));
     }
-    let mut env: Vec<Option<CowArray<f32, IxDyn>>> = vec![None; graph.values().len()];
+    let mut env: Vec<Option<Slot>> = vec![None; graph.values().len()];
     for &v in graph.inputs() {
         let value = graph.value(v);
         let data = inputs.get(&value.name).ok_or_else(|| ExecError::MissingInput(value.name.clone()))?;
@@ -59,17 +62,17 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(
                 found: data.shape().to_vec(),
             });
         }
-        env[v.index()] = Some(CowArray::from(data.view()));
+        env[v.index()] = Some(Slot::View(data.view()));
     }
     for init in graph.initializers() {
-        env[init.value.index()] = Some(CowArray::from(init.data.view()));
+        env[init.value.index()] = Some(Slot::View(init.data.view()));
     }
     let mut uses = graph.use_counts();
     for (_, node) in graph.nodes() {
-        let args: Vec<ArrayViewD<f32>> = node
+        let args: Vec<Operand> = node
             .inputs
             .iter()
-            .map(|v| env[v.index()].as_ref().expect("inputs precede readers in topological order").view())
+            .map(|v| env[v.index()].as_ref().expect("inputs precede readers in topological order").operand())
             .collect();
         let outs = kernels::eval(&node.op, &args, &graph.output_shapes(node)).map_err(|source| ExecError::Kernel {
             node: node.name.clone(),
@@ -77,7 +80,7 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(
             source,
         })?;
         for (&v, out) in node.outputs.iter().zip(outs) {
-            env[v.index()] = Some(CowArray::from(out));
+            env[v.index()] = Some(Slot::Owned(out));
         }
         for v in &node.inputs {
             uses[v.index()] -= 1;
@@ -86,12 +89,31 @@ pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(
             }
         }
     }
-    Ok(graph
+    graph
         .outputs()
         .iter()
         .map(|&v| {
-            let data = env[v.index()].as_ref().expect("every output is defined").to_owned();
-            (graph.value(v).name.clone(), data)
+            let name = graph.value(v).name.clone();
+            match env[v.index()].as_ref().expect("every output is defined").operand() {
+                Operand::Dense(a) => Ok((name, a.to_owned())),
+                Operand::Sparse(_) => Err(ExecError::SparseOutput(name)),
+            }
         })
-        .collect())
+        .collect()
+}
+
+/// A value during a run: borrowed from the inputs or initializers, or computed.
+#[derive(Clone)]
+enum Slot<'a> {
+    View(ArrayViewD<'a, f32>),
+    Owned(Tensor),
+}
+
+impl Slot<'_> {
+    fn operand(&self) -> Operand<'_> {
+        match self {
+            Slot::View(a) => Operand::Dense(a.view()),
+            Slot::Owned(t) => t.operand(),
+        }
+    }
 }

@@ -13,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::error::{Error, Result};
 use crate::format::DataSpec;
 use crate::op::Op;
-use crate::shape::{Shape, TensorType};
+use crate::shape::{Layout, Shape, TensorType};
 
 /// Limits that keep bad input from allocating without bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +187,8 @@ impl Graph {
     }
     /// FLOPs of one node.
     pub fn node_flops(&self, node: &Node) -> u64 {
-        node.op.flops(&self.input_shapes(node), &self.output_shapes(node))
+        let layouts: Vec<Layout> = node.inputs.iter().map(|&v| self.values[v.0].ty.layout).collect();
+        node.op.flops_with_layouts(&self.input_shapes(node), &layouts, &self.output_shapes(node))
     }
     /// Elements of initializers a node reads (its parameters).
     pub fn node_parameters(&self, node: &Node) -> usize {
@@ -350,12 +351,13 @@ impl GraphBuilder {
 
         for &id in &order {
             let node = &dag[id];
+            let op_error = |source| Error::Op { node: node.name.clone(), op: node.op.name(), source };
+            for (i, v) in node.inputs.iter().enumerate() {
+                node.op.check_layout(i, values[v.0].ty.layout).map_err(op_error)?;
+            }
             let shapes: Vec<&Shape> = node.inputs.iter().map(|v| &values[v.0].ty.shape).collect();
-            let out = node.op.infer(&shapes).map_err(|source| Error::Op {
-                node: node.name.clone(),
-                op: node.op.name(),
-                source,
-            })?;
+            let out = node.op.infer(&shapes).map_err(op_error)?;
+            let layout = node.op.output_layout(&shapes);
             if out.len() != node.outputs.len() {
                 return Err(Error::OutputCount {
                     node: node.name.clone(),
@@ -365,8 +367,12 @@ impl GraphBuilder {
                 });
             }
             for (&v, shape) in node.outputs.iter().zip(out) {
-                limits.check(&values[v.0].name, &shape)?;
+                match layout {
+                    Layout::Dense => limits.check(&values[v.0].name, &shape)?,
+                    Layout::Csr { nnz } => limits.check(&values[v.0].name, &Shape(vec![nnz]))?,
+                }
                 values[v.0].ty.shape = shape;
+                values[v.0].ty.layout = layout;
             }
         }
 

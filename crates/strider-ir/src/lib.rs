@@ -23,4 +23,4 @@ pub mod shape;
 pub use error::{Error, Result, Subject};
 pub use graph::{Graph, GraphBuilder, Initializer, Limits, Node, NodeId, Producer, Value, ValueId};
 pub use op::Op;
-pub use shape::{DType, Shape, TensorType};
+pub use shape::{DType, Layout, Shape, TensorType};

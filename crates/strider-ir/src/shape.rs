@@ -80,24 +80,53 @@ impl fmt::Display for Shape {
     }
 }
 
-/// Element type and shape of a value.
+/// How a tensor's elements are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Layout {
+    /// Every element, row-major.
+    #[default]
+    Dense,
+    /// A 2-D matrix in compressed sparse rows with this many stored elements.
+    Csr {
+        /// Stored (non-structural-zero) elements.
+        nnz: usize,
+    },
+}
+
+impl Layout {
+    /// Bytes of a tensor of `shape` with elements of `element` bytes in this layout (CSR: values,
+    /// 64-bit column indices and row offsets).
+    pub fn size_bytes(self, shape: &Shape, element: usize) -> usize {
+        match self {
+            Layout::Dense => shape.numel().saturating_mul(element),
+            Layout::Csr { nnz } => {
+                let rows = shape.dims().first().copied().unwrap_or(0);
+                nnz.saturating_mul(element + 8).saturating_add(rows.saturating_add(1).saturating_mul(8))
+            }
+        }
+    }
+}
+
+/// Element type, shape and storage of a value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TensorType {
     /// Element type.
     pub dtype: DType,
     /// Static shape.
     pub shape: Shape,
+    /// Storage.
+    pub layout: Layout,
 }
 
 impl TensorType {
-    /// An `f32` tensor of the given shape.
+    /// A dense `f32` tensor of the given shape.
     pub fn f32(shape: impl Into<Shape>) -> Self {
-        TensorType { dtype: DType::F32, shape: shape.into() }
+        TensorType { dtype: DType::F32, shape: shape.into(), layout: Layout::Dense }
     }
 
     /// Bytes this tensor occupies.
     pub fn size_bytes(&self) -> usize {
-        self.shape.numel().saturating_mul(self.dtype.size_bytes())
+        self.layout.size_bytes(&self.shape, self.dtype.size_bytes())
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
 use ndarray::ArrayD;
 use strider_ir::format::DataSpec;
-use strider_ir::{Op, Shape};
+use strider_ir::{Layout, Op, Shape};
 
 use crate::lang::{Attrs, Node};
 
@@ -42,6 +42,8 @@ pub struct ClassData {
     pub constant: bool,
     /// For an attribute class, the op it describes.
     pub attrs: Option<Op>,
+    /// Storage of the value (a ConvMatrix is sparse).
+    pub layout: Layout,
 }
 
 impl Analysis<Node> for Tensors {
@@ -50,26 +52,32 @@ impl Analysis<Node> for Tensors {
     fn make(egraph: &mut TensorGraph, enode: &Node, _id: Id) -> ClassData {
         match enode {
             Node::Input(name) => {
-                ClassData { shape: egraph.analysis.inputs.get(name).cloned(), constant: false, attrs: None }
+                let shape = egraph.analysis.inputs.get(name).cloned();
+                ClassData { shape, constant: false, attrs: None, layout: Layout::Dense }
             }
             Node::Const(name) => ClassData {
                 shape: egraph.analysis.constants.get(name).map(|c| Shape(c.data.shape().to_vec())),
                 constant: true,
                 attrs: None,
+                layout: Layout::Dense,
             },
-            Node::Attrs(Attrs { op, .. }) => ClassData { shape: None, constant: true, attrs: Some(op.clone()) },
+            Node::Attrs(Attrs { op, .. }) => {
+                ClassData { shape: None, constant: true, attrs: Some(op.clone()), layout: Layout::Dense }
+            }
             Node::Apply(_, children) => {
                 let op = egraph[children[0]].data.attrs.clone();
                 let inputs = &children[1..];
                 let shapes: Option<Vec<Shape>> = inputs.iter().map(|&c| egraph[c].data.shape.clone()).collect();
-                let shape = match (op, shapes) {
+                let (shape, layout) = match (op, shapes) {
                     (Some(op), Some(shapes)) => {
-                        op.infer(&shapes.iter().collect::<Vec<_>>()).ok().and_then(|mut v| v.drain(..).next())
+                        let refs: Vec<&Shape> = shapes.iter().collect();
+                        let shape = op.infer(&refs).ok().and_then(|mut v| v.drain(..).next());
+                        (shape, op.output_layout(&refs))
                     }
-                    _ => None,
+                    _ => (None, Layout::Dense),
                 };
                 let constant = inputs.iter().all(|&c| egraph[c].data.constant);
-                ClassData { shape, constant, attrs: None }
+                ClassData { shape, constant, attrs: None, layout }
             }
         }
     }
@@ -108,6 +116,9 @@ pub fn attrs(egraph: &TensorGraph, id: Id) -> Option<&Op> {
 pub fn add_op(egraph: &mut TensorGraph, op: Op, inputs: &[Id], name: impl Into<String>) -> Option<Id> {
     let shapes: Vec<Shape> = inputs.iter().map(|&i| shape(egraph, i).cloned()).collect::<Option<_>>()?;
     op.infer(&shapes.iter().collect::<Vec<_>>()).ok()?;
+    for (i, &input) in inputs.iter().enumerate() {
+        op.check_layout(i, egraph[input].data.layout).ok()?;
+    }
     let op_name = Symbol::from(op.name());
     let attrs = egraph.add(Node::Attrs(Attrs::new(op)));
     let mut children = vec![attrs];

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use strider_ir::Shape;
+use strider_ir::{Layout, Shape};
 
 use crate::analysis::TensorGraph;
 use crate::lang::Node;
@@ -19,7 +19,9 @@ pub trait CostModel {
 struct OpView<'a> {
     op: &'a strider_ir::Op,
     inputs: Vec<&'a Shape>,
+    layouts: Vec<Layout>,
     output: &'a Shape,
+    output_layout: Layout,
     constant: bool,
 }
 
@@ -27,17 +29,21 @@ fn view<'a>(egraph: &'a TensorGraph, node: &Node) -> Option<OpView<'a>> {
     let Node::Apply(_, children) = node else { return None };
     let op = egraph[children[0]].data.attrs.as_ref()?;
     let inputs = children[1..].iter().map(|&c| egraph[c].data.shape.as_ref()).collect::<Option<Vec<_>>>()?;
-    let output = egraph.lookup(node.clone()).and_then(|id| egraph[id].data.shape.as_ref())?;
+    let layouts = children[1..].iter().map(|&c| egraph[c].data.layout).collect();
+    let class = egraph.lookup(node.clone())?;
+    let output = egraph[class].data.shape.as_ref()?;
+    let output_layout = egraph[class].data.layout;
     let constant = children[1..].iter().all(|&c| egraph[c].data.constant);
-    Some(OpView { op, inputs, output, constant })
+    Some(OpView { op, inputs, layouts, output, output_layout, constant })
 }
 
 fn flops(v: &OpView) -> f64 {
-    v.op.flops(&v.inputs, std::slice::from_ref(v.output)) as f64
+    v.op.flops_with_layouts(&v.inputs, &v.layouts, std::slice::from_ref(v.output)) as f64
 }
 
-fn bytes(shape: &Shape) -> f64 {
-    4.0 * shape.numel() as f64
+/// Bytes of the op's output in its storage (a sparse matrix counts its stored elements).
+fn bytes(v: &OpView) -> f64 {
+    v.output_layout.size_bytes(v.output, 4) as f64
 }
 
 /// Floating-point operations performed at run time. With `fold_constants`, weight-only subgraphs are
@@ -67,7 +73,7 @@ impl CostModel for Memory {
     fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
         Some(match node {
             Node::Const(name) => egraph.analysis.constants.get(name).map_or(0.0, |c| 4.0 * c.data.len() as f64),
-            Node::Apply(..) => view(egraph, node).map_or(0.0, |v| bytes(v.output)),
+            Node::Apply(..) => view(egraph, node).map_or(0.0, |v| bytes(&v)),
             Node::Input(_) | Node::Attrs(_) => 0.0,
         })
     }
@@ -108,7 +114,7 @@ impl CostModel for Target {
             return None;
         }
         let factor = self.flop_factor.get(name).copied().unwrap_or(1.0);
-        Some(factor * flops(&v) + self.byte_cost * bytes(v.output))
+        Some(factor * flops(&v) + self.byte_cost * bytes(&v))
     }
 }
 

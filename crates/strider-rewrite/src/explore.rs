@@ -128,6 +128,8 @@ fn classify(g: &Graph) -> &'static str {
     let has = |name: &str| g.nodes().any(|(_, n)| n.op.name() == name);
     if has("ConvTranspose") || has("Upsample") {
         "direct"
+    } else if has("ConvMatrix") {
+        Lowering::SparseMatMul.name()
     } else if has("SubpixelKernel") {
         Lowering::Subpixel.name()
     } else if has("Col2Im") {

@@ -154,6 +154,11 @@ proptest! {
     }
 
     #[test]
+    fn sparse_matrix_transpose_equals_conv_transpose(c in case()) {
+        check(&c, Lowering::SparseMatMul, true)?;
+    }
+
+    #[test]
     fn matmul_forms_equal_conv_transpose(c in case()) {
         check(&c, Lowering::MatMul, false)?;
     }

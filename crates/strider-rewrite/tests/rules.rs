@@ -22,6 +22,7 @@ use strider_rewrite::{RunLimits, extract_graph, saturate};
 const VERIFIED: &[&str] = &[
     "convtranspose-to-zero-insert-conv",
     "convtranspose-to-gemm-col2im",
+    "convtranspose-to-sparse-matrix-transpose",
     "convtranspose-to-subpixel-conv",
     "convtranspose-1x1-input-to-matmul",
     "convtranspose-kernel-equals-stride-to-matmul",

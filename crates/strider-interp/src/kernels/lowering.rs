@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Slice};
 use strider_ir::op::{Col2ImAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 
-use super::KernelError;
+use super::{KernelError, cartesian};
 
 /// Places x[…, i, …] at out[…, i·stride, …]; everything else is zero.
 pub fn zero_insert(x: &ArrayViewD<f32>, attrs: &ZeroInsertAttrs, out_shape: &[usize]) -> ArrayD<f32> {
@@ -54,13 +54,6 @@ pub fn col2im(x: &ArrayViewD<f32>, attrs: &Col2ImAttrs, out_shape: &[usize]) -> 
         }
     }
     ArrayD::from_shape_vec(IxDyn(out_shape), out).map_err(|_| KernelError::Layout)
-}
-
-/// Every combination of one element from each list.
-fn cartesian<T: Copy>(lists: &[Vec<T>]) -> Vec<Vec<T>> {
-    lists.iter().fold(vec![Vec::new()], |acc, list| {
-        acc.iter().flat_map(|prefix| list.iter().map(move |&x| [prefix.as_slice(), &[x]].concat())).collect()
-    })
 }
 
 /// See [`SubpixelKernelAttrs`]: out[m·P + r, c, t] = W[g·C/g + c, m mod M/g, k(r, t)] or 0.

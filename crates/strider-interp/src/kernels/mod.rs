@@ -7,12 +7,70 @@ mod layout;
 mod lowering;
 mod matmul;
 mod resize;
+mod sparse;
 
 use ndarray::{ArrayD, ArrayViewD};
+use sprs::CsMat;
 use strider_ir::op::OpError;
 use strider_ir::{Op, Shape};
 
 pub use conv::{conv, conv_transpose};
+pub use sparse::conv_matrix;
+
+/// A value the interpreter holds: a dense tensor or a sparse (CSR) matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tensor {
+    /// A dense tensor.
+    Dense(ArrayD<f32>),
+    /// A sparse matrix.
+    Sparse(CsMat<f32>),
+}
+
+impl Tensor {
+    /// A borrowed view.
+    pub fn operand(&self) -> Operand<'_> {
+        match self {
+            Tensor::Dense(a) => Operand::Dense(a.view()),
+            Tensor::Sparse(m) => Operand::Sparse(m),
+        }
+    }
+}
+
+/// A borrowed kernel input.
+#[derive(Clone, Debug)]
+pub enum Operand<'a> {
+    /// A dense tensor.
+    Dense(ArrayViewD<'a, f32>),
+    /// A sparse matrix.
+    Sparse(&'a CsMat<f32>),
+}
+
+impl<'a> Operand<'a> {
+    /// The dense view, or an error for a sparse matrix.
+    pub fn dense(&self) -> Result<ArrayViewD<'a, f32>, KernelError> {
+        match self {
+            Operand::Dense(a) => Ok(a.clone()),
+            Operand::Sparse(_) => {
+                Err(KernelError::Unsupported("a sparse matrix where a dense tensor is needed".into()))
+            }
+        }
+    }
+
+    /// The sparse matrix, or an error for a dense tensor.
+    pub fn sparse(&self) -> Result<&'a CsMat<f32>, KernelError> {
+        match self {
+            Operand::Sparse(m) => Ok(m),
+            Operand::Dense(_) => Err(KernelError::Unsupported("a dense tensor where a sparse matrix is needed".into())),
+        }
+    }
+}
+
+/// Every combination of one element from each list (row-major: the last list varies fastest).
+pub(crate) fn cartesian<T: Copy>(lists: &[Vec<T>]) -> Vec<Vec<T>> {
+    lists.iter().fold(vec![Vec::new()], |acc, list| {
+        acc.iter().flat_map(|prefix| list.iter().map(move |&x| [prefix.as_slice(), &[x]].concat())).collect()
+    })
+}
 
 /// Why a kernel could not run. A validated graph does not produce these; they guard direct calls.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +87,20 @@ pub enum KernelError {
 }
 
 /// Evaluates `op` on `inputs`. `output_shapes` are the shapes inferred for the node.
-pub fn eval(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Result<Vec<ArrayD<f32>>, KernelError> {
+pub fn eval(op: &Op, inputs: &[Operand], output_shapes: &[Shape]) -> Result<Vec<Tensor>, KernelError> {
+    let out = match op {
+        Op::ConvMatrix(a) => Tensor::Sparse(sparse::conv_matrix(a, &inputs[0].dense()?)?),
+        Op::SparseMatMul(_) => Tensor::Dense(sparse::matmul(&inputs[0].dense()?, inputs[1].sparse()?)?),
+        _ => {
+            let views = inputs.iter().map(Operand::dense).collect::<Result<Vec<_>, _>>()?;
+            Tensor::Dense(eval_dense(op, &views, output_shapes)?)
+        }
+    };
+    Ok(vec![out])
+}
+
+/// Evaluates an op whose inputs and output are dense.
+pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Result<ArrayD<f32>, KernelError> {
     let x = || &inputs[0];
     let out = match op {
         Op::Conv(a) => conv::conv(a, inputs)?,
@@ -56,8 +127,11 @@ pub fn eval(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Res
         Op::ZeroInsert(a) => lowering::zero_insert(x(), a, output_shapes[0].dims()),
         Op::Col2Im(a) => lowering::col2im(x(), a, output_shapes[0].dims())?,
         Op::SubpixelKernel(a) => lowering::subpixel_kernel(x(), a, output_shapes[0].dims()),
+        Op::ConvMatrix(_) | Op::SparseMatMul(_) => {
+            return Err(KernelError::Unsupported(format!("{} has sparse operands; use `eval`", op.name())));
+        }
     };
-    Ok(vec![out])
+    Ok(out)
 }
 
 /// The axis along which a Concat's inferred output differs from its first input.
@@ -78,7 +152,7 @@ mod tests {
         let shapes: Vec<Shape> = inputs.iter().map(|a| Shape(a.shape().to_vec())).collect();
         let out_shapes = op.infer(&shapes.iter().collect::<Vec<_>>()).unwrap();
         let views: Vec<ArrayViewD<f32>> = inputs.iter().map(|a| a.view()).collect();
-        let out = eval(&op, &views, &out_shapes).unwrap().remove(0);
+        let out = eval_dense(&op, &views, &out_shapes).unwrap();
         assert_eq!(out.shape(), out_shapes[0].dims());
         out
     }

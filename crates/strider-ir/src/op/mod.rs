@@ -9,12 +9,13 @@ mod lowering;
 mod matmul;
 mod norm;
 mod resize;
+mod sparse;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::shape::Shape;
+use crate::shape::{Layout, Shape};
 
 pub use conv::{AutoPad, AxisGeometry, ConvAttrs, ConvTransposeAttrs};
 pub use elementwise::LeakyReluAttrs;
@@ -26,6 +27,7 @@ pub use lowering::{Col2ImAttrs, Col2ImAxis, SubpixelKernelAttrs, ZeroInsertAttrs
 pub use matmul::MatMulDims;
 pub use norm::BatchNormAttrs;
 pub use resize::{CoordinateTransform, NearestMode, ResizeMode, UpsampleAttrs};
+pub use sparse::{ConvMatrixAttrs, SparseMatMulAttrs};
 
 /// Why an op refuses its inputs or attributes. The graph layer adds which node it was.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -80,6 +82,14 @@ pub(crate) trait OpRule {
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError>;
     /// Floating-point operations performed (a multiply-add counts as two).
     fn flops(&self, inputs: &[&Shape], outputs: &[Shape]) -> u64;
+    /// Storage of the output.
+    fn output_layout(&self, _inputs: &[&Shape]) -> Layout {
+        Layout::Dense
+    }
+    /// The input that must be a sparse matrix, if any (every other input must be dense).
+    fn sparse_input(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// One operator with its attributes. The variant names are the ONNX op types and the names used in the
@@ -130,6 +140,10 @@ pub enum Op {
     Col2Im(Col2ImAttrs),
     /// Rearranges a ConvTranspose weight into sub-pixel convolution weights (lowering op).
     SubpixelKernel(SubpixelKernelAttrs),
+    /// The sparse matrix C of the convolution a ConvTranspose transposes (lowering op).
+    ConvMatrix(ConvMatrixAttrs),
+    /// Dense rows times a sparse matrix (lowering op).
+    SparseMatMul(SparseMatMulAttrs),
 }
 
 /// Unit-attribute ops share these rules.
@@ -157,6 +171,8 @@ impl Op {
             Op::ZeroInsert(a) => a,
             Op::Col2Im(a) => a,
             Op::SubpixelKernel(a) => a,
+            Op::ConvMatrix(a) => a,
+            Op::SparseMatMul(a) => a,
         }
     }
 
@@ -185,6 +201,8 @@ impl Op {
             Op::ZeroInsert(_) => "ZeroInsert",
             Op::Col2Im(_) => "Col2Im",
             Op::SubpixelKernel(_) => "SubpixelKernel",
+            Op::ConvMatrix(_) => "ConvMatrix",
+            Op::SparseMatMul(_) => "SparseMatMul",
         }
     }
 
@@ -210,8 +228,33 @@ impl Op {
     }
 
     /// Floating-point operations (a multiply-add counts as two) for these input and output shapes.
+    /// Ops whose work depends on a sparse input's stored elements need [`Op::flops_with_layouts`].
     pub fn flops(&self, inputs: &[&Shape], outputs: &[Shape]) -> u64 {
         self.rule().flops(inputs, outputs)
+    }
+
+    /// FLOPs knowing the inputs' storage: a product with a sparse matrix costs two per stored element
+    /// and row of X.
+    pub fn flops_with_layouts(&self, inputs: &[&Shape], layouts: &[Layout], outputs: &[Shape]) -> u64 {
+        match (self, layouts.get(1)) {
+            (Op::SparseMatMul(_), Some(Layout::Csr { nnz })) => 2 * inputs[0].dims()[0] as u64 * *nnz as u64,
+            _ => self.flops(inputs, outputs),
+        }
+    }
+
+    /// Storage of the output for these inputs.
+    pub fn output_layout(&self, inputs: &[&Shape]) -> Layout {
+        self.rule().output_layout(inputs)
+    }
+
+    /// Checks that sparse matrices go only where an op takes one: input `index` has `layout`.
+    pub fn check_layout(&self, index: usize, layout: Layout) -> Result<(), OpError> {
+        let name = self.input_names().get(index).copied().unwrap_or("input");
+        match (self.rule().sparse_input() == Some(index), layout) {
+            (true, Layout::Csr { .. }) | (false, Layout::Dense) => Ok(()),
+            (true, Layout::Dense) => Err(OpError::attr(name, "must be a sparse matrix (the output of ConvMatrix)")),
+            (false, Layout::Csr { .. }) => Err(OpError::attr(name, "is a sparse matrix, which this op cannot read")),
+        }
     }
 
     /// A one-line summary of the attributes that differ from ONNX's defaults, in RON syntax.

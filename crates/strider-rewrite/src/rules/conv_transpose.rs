@@ -4,8 +4,8 @@
 use egg::{Id, rewrite};
 use strider_ir::Op;
 use strider_ir::op::{
-    AxisGeometry, Col2ImAttrs, ConvAttrs, ConvTransposeAttrs, DepthToSpaceAttrs, DepthToSpaceMode, SliceAttrs,
-    SubpixelKernelAttrs, ZeroInsertAttrs,
+    AxisGeometry, Col2ImAttrs, ConvAttrs, ConvMatrixAttrs, ConvTransposeAttrs, DepthToSpaceAttrs, DepthToSpaceMode,
+    SliceAttrs, SparseMatMulAttrs, SubpixelKernelAttrs, ZeroInsertAttrs,
 };
 
 use super::{Lower, Matched, Rule};
@@ -265,4 +265,23 @@ fn matmul_blocks(m: &mut Matched) -> Option<Id> {
     let placed = m.transpose(blocks, perm, "place_blocks")?;
     let out: Vec<usize> = spatial.iter().zip(&p.w[2..]).map(|(i, k)| i * k).collect();
     m.reshape(placed, &[&[n, mo][..], &out].concat(), "image")
+}
+
+/// ConvTranspose(x, W) = Reshape(vec(x) · C, [N, M, out…]) = Cᵀ·vec(x) per batch element, where C =
+/// ConvMatrix(W) is the sparse matrix of the convolution with the same weights and attributes (rows:
+/// input positions × channels, columns: output positions × channels) — the identity that gives
+/// transposed convolution its name. Holds for every stride, dilation, padding, output_padding and group.
+pub fn sparse_matrix_transpose() -> Rule {
+    rewrite!("convtranspose-to-sparse-matrix-transpose"; "(ConvTranspose ?a ?x ?w)" => { Lower::new(&["?a", "?x", "?w"], sparse_matmul) })
+}
+
+fn sparse_matmul(m: &mut Matched) -> Option<Id> {
+    let p = Parts::of(m)?;
+    let (x, w) = (m.inputs[0], m.inputs[1]);
+    let attrs = ConvMatrixAttrs { input_shape: p.x[2..].to_vec(), conv_transpose: p.attrs.clone() };
+    let matrix = m.add(Op::ConvMatrix(attrs), &[w], "conv_matrix")?;
+    let rows = m.reshape(x, &[p.x[0], p.x[1..].iter().product()], "x_rows")?;
+    let product = m.add(Op::SparseMatMul(SparseMatMulAttrs {}), &[rows, matrix], "sparse_matmul")?;
+    let out: Vec<usize> = p.geometry.iter().map(|a| a.output).collect();
+    m.reshape(product, &[&[p.x[0], p.out_channels()][..], &out].concat(), "image")
 }

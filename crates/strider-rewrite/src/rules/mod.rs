@@ -29,11 +29,14 @@ pub enum Lowering {
     Subpixel,
     /// MatMul plus Reshape/Transpose where the geometry allows it.
     MatMul,
+    /// y = Cᵀ·vec(x) with the explicit sparse convolution matrix C.
+    SparseMatMul,
 }
 
 impl Lowering {
     /// All families.
-    pub const ALL: [Lowering; 4] = [Lowering::ZeroInsert, Lowering::Col2Im, Lowering::Subpixel, Lowering::MatMul];
+    pub const ALL: [Lowering; 5] =
+        [Lowering::ZeroInsert, Lowering::SparseMatMul, Lowering::Col2Im, Lowering::Subpixel, Lowering::MatMul];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Lowering {
             Lowering::Col2Im => "col2im",
             Lowering::Subpixel => "subpixel",
             Lowering::MatMul => "matmul",
+            Lowering::SparseMatMul => "sparse-matmul",
         }
     }
 
@@ -52,6 +56,7 @@ impl Lowering {
             Lowering::Col2Im => vec![conv_transpose::gemm_col2im()],
             Lowering::Subpixel => vec![conv_transpose::subpixel()],
             Lowering::MatMul => vec![conv_transpose::matmul_1x1_input(), conv_transpose::matmul_kernel_equals_stride()],
+            Lowering::SparseMatMul => vec![conv_transpose::sparse_matrix_transpose()],
         }
     }
 }

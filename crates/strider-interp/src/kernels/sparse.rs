@@ -1,0 +1,98 @@
+//! Sparse kernels: building the convolution matrix C of a ConvTranspose (CSR, via sprs) and the
+//! product of dense rows with a CSR matrix.
+
+use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
+use sprs::{CsMat, TriMat};
+use strider_ir::Shape;
+use strider_ir::op::ConvMatrixAttrs;
+
+use super::{KernelError, cartesian};
+
+/// C with C[c·∏in + i, (g·M/g + m)·∏out + o] = W[c, m, k] for every tap k with
+/// o = i·stride + k·dilation − pad_begin inside the output (g = c's group).
+pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat<f32>, KernelError> {
+    let w_shape = Shape(w.shape().to_vec());
+    let geometry = attrs.conv_transpose.geometry(&attrs.x_shape(&w_shape), &w_shape)?;
+    let (c, mg, groups) = (w.shape()[0], w.shape()[1], attrs.conv_transpose.group);
+    let cg = c / groups;
+    let in_len: usize = geometry.iter().map(|a| a.input).product();
+    let out_len: usize = geometry.iter().map(|a| a.output).product();
+    let k_len: usize = geometry.iter().map(|a| a.kernel).product();
+    let per_axis: Vec<Vec<(usize, usize, usize)>> = geometry
+        .iter()
+        .map(|a| {
+            (0..a.input)
+                .flat_map(|i| {
+                    (0..a.kernel).filter_map(move |k| {
+                        let o = (i * a.stride + k * a.dilation) as i64 - a.pad_begin;
+                        (0..a.output as i64).contains(&o).then_some((i, k, o as usize))
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    // Flat (input position, tap, output position) triples shared by every channel pair.
+    let flat: Vec<(usize, usize, usize)> = cartesian(&per_axis)
+        .into_iter()
+        .map(|combo| {
+            combo.iter().zip(&geometry).fold((0, 0, 0), |(i, k, o), (&(ia, ka, oa), a)| {
+                (i * a.input + ia, k * a.kernel + ka, o * a.output + oa)
+            })
+        })
+        .collect();
+    let w = w.as_standard_layout();
+    let ws = w.as_slice().ok_or(KernelError::Layout)?;
+    let mut triplets = TriMat::with_capacity((c * in_len, mg * groups * out_len), c * mg * flat.len());
+    for ch in 0..c {
+        let group = ch / cg;
+        for m in 0..mg {
+            let column_block = (group * mg + m) * out_len;
+            let taps = &ws[(ch * mg + m) * k_len..][..k_len];
+            for &(i, k, o) in &flat {
+                triplets.add_triplet(ch * in_len + i, column_block + o, taps[k]);
+            }
+        }
+    }
+    Ok(triplets.to_csr())
+}
+
+/// Y = X · A for dense X (N, r) and CSR A (r, c).
+pub fn matmul(x: &ArrayViewD<f32>, a: &CsMat<f32>) -> Result<ArrayD<f32>, KernelError> {
+    let x = x.view().into_dimensionality::<ndarray::Ix2>().map_err(|_| KernelError::Layout)?;
+    let (n, cols) = (x.nrows(), a.cols());
+    let mut y = Array2::<f32>::zeros((n, cols));
+    for (r, row) in a.outer_iterator().enumerate() {
+        for b in 0..n {
+            let xv = x[[b, r]];
+            if xv == 0.0 {
+                continue;
+            }
+            let mut out = y.row_mut(b);
+            for (col, &v) in row.iter() {
+                out[col] += xv * v;
+            }
+        }
+    }
+    y.into_shape_with_order(IxDyn(&[n, cols])).map_err(|_| KernelError::Layout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strider_ir::op::ConvTransposeAttrs;
+
+    #[test]
+    fn textbook_matrix_transposed_gives_the_transposed_convolution() {
+        // The 2×2 kernel [[0,1],[2,3]] on a 2×2 input: C is 4×9, and x·C is the textbook answer.
+        let w = ArrayD::from_shape_vec(IxDyn(&[1, 1, 2, 2]), vec![0., 1., 2., 3.]).unwrap();
+        let attrs = ConvMatrixAttrs { input_shape: vec![2, 2], conv_transpose: ConvTransposeAttrs::default() };
+        let c = conv_matrix(&attrs, &w.view()).unwrap();
+        assert_eq!((c.rows(), c.cols(), c.nnz()), (4, 9, 16));
+        // Row 0 (input pixel (0,0)) holds the kernel at output pixels (0,0), (0,1), (1,0), (1,1).
+        let row0: Vec<(usize, f32)> = c.outer_view(0).unwrap().iter().map(|(j, &v)| (j, v)).collect();
+        assert_eq!(row0, vec![(0, 0.), (1, 1.), (3, 2.), (4, 3.)]);
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0., 1., 2., 3.]).unwrap();
+        let y = matmul(&x.view(), &c).unwrap();
+        assert_eq!(y.as_slice().unwrap(), &[0., 0., 1., 0., 4., 6., 4., 12., 9.]);
+    }
+}
