@@ -77,6 +77,12 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Instead, show the sparse matrix C of this ConvTranspose node (ConvTranspose(x) = Cᵀ·vec(x)).
+        #[arg(long, value_name = "NODE")]
+        matrix: Option<String>,
+        /// With --matrix, also write C as a MatrixMarket file.
+        #[arg(long, value_name = "FILE.mtx", requires = "matrix")]
+        matrix_out: Option<PathBuf>,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -162,7 +168,12 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         })(),
-        Command::Explore { model, targets, json, saturation } => (|| {
+        Command::Explore { model, matrix: Some(node), matrix_out, .. } => (|| {
+            let graph = model.load()?;
+            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref())?);
+            Ok(())
+        })(),
+        Command::Explore { model, targets, json, saturation, .. } => (|| {
             let graph = model.load()?;
             let targets = targets
                 .iter()

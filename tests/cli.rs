@@ -148,3 +148,21 @@ fn dot_egraph_shows_the_lowerings_side_by_side() {
     let tight = strider(&["dot", "--egraph", "examples/models/dcgan_generator.ron", "--node-limit", "10"]);
     assert!(tight.status.success(), "{}", stderr(&tight));
 }
+
+#[test]
+fn explore_matrix_shows_the_textbook_convolution_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mtx = dir.path().join("c.mtx");
+    let out =
+        strider(&["explore", "examples/models/textbook.ron", "--matrix", "up", "--matrix-out", mtx.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("C for `up`: 4 × 9"), "{text}");
+    assert!(text.contains(" 0.000  1.000      .  2.000  3.000      .      .      .      ."), "{text}");
+    let market = std::fs::read_to_string(&mtx).unwrap();
+    assert!(market.starts_with("%%MatrixMarket matrix coordinate real general"), "{market}");
+    assert!(market.contains("\n4 9 16\n"), "{market}");
+    let wrong = strider(&["explore", "examples/models/unet_decoder.ron", "--matrix", "cat"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("node `cat` is a Concat, not a ConvTranspose"), "{}", stderr(&wrong));
+}

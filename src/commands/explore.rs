@@ -65,3 +65,53 @@ pub fn render(e: &Exploration) -> String {
     }
     out
 }
+
+/// Matrices up to this many rows and columns are printed as a grid.
+const GRID_LIMIT: usize = 32;
+
+/// The sparse matrix C of ConvTranspose node `name` (ConvTranspose(x) = Cᵀ·vec(x)): a summary, the
+/// matrix itself when small, and a MatrixMarket file when `out` is given.
+pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>) -> miette::Result<String> {
+    use strider_ir::Op;
+    use strider_ir::op::ConvMatrixAttrs;
+    let (_, node) = graph
+        .nodes()
+        .find(|(_, n)| n.name == name)
+        .ok_or_else(|| miette::miette!("no node named `{name}` (see `strider info`)"))?;
+    let Op::ConvTranspose(attrs) = &node.op else {
+        return Err(miette::miette!("node `{name}` is a {}, not a ConvTranspose", node.op.name()));
+    };
+    let w = graph
+        .initializer(node.inputs[1])
+        .ok_or_else(|| miette::miette!("the weight of `{name}` is computed, not an initializer"))?;
+    let x = graph.shape(node.inputs[0]);
+    let conv = ConvMatrixAttrs { input_shape: x.dims()[2..].to_vec(), conv_transpose: attrs.clone() };
+    let c = strider_interp::kernels::conv_matrix(&conv, &w.data.view()).map_err(|e| miette::miette!("{e}"))?;
+    let mut text = String::new();
+    let (rows, cols) = (c.rows(), c.cols());
+    let _ = writeln!(
+        text,
+        "C for `{name}`: {rows} × {cols} (rows: input channels × positions; columns: output channels × positions)"
+    );
+    let _ = writeln!(
+        text,
+        "stored elements: {} of {} ({:.3}% dense); ConvTranspose(x) = Cᵀ·vec(x) for each batch element",
+        c.nnz(),
+        rows * cols,
+        100.0 * c.nnz() as f64 / (rows * cols).max(1) as f64
+    );
+    if rows <= GRID_LIMIT && cols <= GRID_LIMIT {
+        let dense = c.to_dense();
+        for r in 0..rows {
+            let cells: Vec<String> = (0..cols)
+                .map(|j| if c.get(r, j).is_some() { format!("{:>6.3}", dense[[r, j]]) } else { format!("{:>6}", ".") })
+                .collect();
+            let _ = writeln!(text, "{}", cells.join(" "));
+        }
+    }
+    if let Some(path) = out {
+        sprs::io::write_matrix_market(path, &c).map_err(|e| miette::miette!("cannot write {}: {e}", path.display()))?;
+        let _ = writeln!(text, "written to {} (MatrixMarket)", path.display());
+    }
+    Ok(text)
+}
