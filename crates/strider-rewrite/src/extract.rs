@@ -24,7 +24,9 @@ pub struct Extraction {
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     /// A value has no representation the cost model supports.
-    #[error("value `{value}` has no supported form: the cost model supports none of {ops:?}")]
+    #[error(
+        "value `{value}` has no supported form: every way to compute it needs one of {ops:?}, which the cost model does not support"
+    )]
     Unsupported {
         /// A readable name of the value.
         value: String,
@@ -32,6 +34,9 @@ pub enum ExtractError {
         ops: Vec<String>,
     },
 }
+
+/// Each e-node's own cost, by (class, index in the class); `None` when unsupported.
+type Own = HashMap<(Id, usize), Option<f64>>;
 
 #[derive(Clone)]
 struct Best {
@@ -44,7 +49,7 @@ struct Best {
 pub fn extract(egraph: &TensorGraph, roots: &[Id], model: &dyn CostModel) -> Result<Extraction, ExtractError> {
     let mut best: HashMap<Id, Best> = HashMap::new();
     // Node costs do not change between sweeps.
-    let own: HashMap<(Id, usize), Option<f64>> = egraph
+    let own: Own = egraph
         .classes()
         .flat_map(|c| c.nodes.iter().enumerate().map(move |(i, n)| ((c.id, i), n)))
         .map(|(key, n)| (key, model.node_cost(egraph, n)))
@@ -84,7 +89,7 @@ pub fn extract(egraph: &TensorGraph, roots: &[Id], model: &dyn CostModel) -> Res
         if choice.contains_key(&id) {
             continue;
         }
-        let b = best.get(&id).ok_or_else(|| unsupported(egraph, id, &best))?;
+        let b = best.get(&id).ok_or_else(|| unsupported(egraph, id, &best, &own))?;
         let node = egraph[id].nodes[b.node].clone();
         cost += own[&(id, b.node)].unwrap_or(0.0);
         stack.extend(node.children().iter().map(|&c| egraph.find(c)));
@@ -93,26 +98,38 @@ pub fn extract(egraph: &TensorGraph, roots: &[Id], model: &dyn CostModel) -> Res
     Ok(Extraction { choice, cost })
 }
 
-/// Finds the deepest class under `id` without a supported form and describes it.
-fn unsupported(egraph: &TensorGraph, id: Id, best: &HashMap<Id, Best>) -> ExtractError {
-    let mut current = id;
-    // Walk down while some child lacks a form: the culprit is where all children have one.
-    'walk: for _ in 0..egraph.number_of_classes() {
-        for node in &egraph[current].nodes {
-            if let Some(&missing) = node.children().iter().find(|&&c| !best.contains_key(&egraph.find(c))) {
-                current = egraph.find(missing);
-                continue 'walk;
-            }
+/// Describes why `root` has no supported form: the first class below it (depth-first) that has an op
+/// node the model refuses itself, and every refused op reachable from the root.
+fn unsupported(egraph: &TensorGraph, root: Id, best: &HashMap<Id, Best>, own: &Own) -> ExtractError {
+    let refused = |id: Id| -> Vec<String> {
+        egraph[id]
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| own[&(id, *i)].is_none() && n.op_name().is_some())
+            .map(|(_, n)| n.to_string())
+            .collect()
+    };
+    let (mut culprit, mut ops) = (None, Vec::new());
+    let (mut stack, mut seen) = (vec![root], std::collections::HashSet::new());
+    while let Some(id) = stack.pop() {
+        if best.contains_key(&id) || !seen.insert(id) {
+            continue;
         }
-        break;
+        let here = refused(id);
+        if culprit.is_none() && !here.is_empty() {
+            culprit = Some(id);
+        }
+        ops.extend(here);
+        stack.extend(egraph[id].nodes.iter().flat_map(|n| n.children().iter().map(|&c| egraph.find(c))));
     }
+    let culprit = culprit.unwrap_or(root);
     let value = egraph
         .analysis
         .names
         .iter()
-        .find(|(k, _)| egraph.find(**k) == current)
-        .map_or_else(|| format!("class {current}"), |(_, n)| n.clone());
-    let mut ops: Vec<String> = egraph[current].nodes.iter().map(|n| n.to_string()).collect();
+        .find(|(k, _)| egraph.find(**k) == culprit)
+        .map_or_else(|| format!("class {culprit}"), |(_, n)| n.clone());
     ops.sort();
     ops.dedup();
     ExtractError::Unsupported { value, ops }
