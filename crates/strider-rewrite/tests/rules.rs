@@ -37,6 +37,10 @@ const VERIFIED: &[&str] = &[
     "transpose-transpose-is-transpose",
     "conv-add-channel-bias-is-conv-bias",
     "conv-1x1-is-matmul",
+    "batchnorm-after-conv-folds-into-conv",
+    "batchnorm-after-biased-conv-folds-into-conv",
+    "batchnorm-after-convtranspose-folds-into-convtranspose",
+    "batchnorm-after-biased-convtranspose-folds-into-convtranspose",
 ];
 
 struct Case {
@@ -197,6 +201,41 @@ fn conv_rules() {
     let pointwise = Op::Conv(ConvAttrs::default());
     let g = Case::new(&[2, 3, 2, 5]).weight("w", &[4, 3, 1, 1]).node(pointwise, &["x", "w"], "y").graph("y");
     verify("conv-1x1-is-matmul", &g, &Flops::default(), &["Conv"]);
+}
+
+#[test]
+fn batchnorm_folds_into_the_convolution_before_it() {
+    let bn = || Op::BatchNormalization(strider_ir::op::BatchNormAttrs { epsilon: 1e-3 });
+    let with_params = |case: &mut Case, m: usize| {
+        case.weight("s", &[m]).weight("sh", &[m]).weight("mean", &[m]);
+        // Variances must be positive.
+        let var = ArrayD::from_shape_vec(IxDyn(&[m]), seeded::uniform(5, m, 0.5, 1.5)).unwrap();
+        case.b.initializer("var", var, DataSpec::Uniform { seed: 5, low: 0.5, high: 1.5 });
+    };
+    let conv = Op::Conv(ConvAttrs { pads: vec![1, 1, 1, 1], group: 2, ..Default::default() });
+    for (rule, biased) in
+        [("batchnorm-after-conv-folds-into-conv", false), ("batchnorm-after-biased-conv-folds-into-conv", true)]
+    {
+        let mut case = Case::new(&[1, 4, 5, 5]);
+        case.weight("w", &[6, 2, 3, 3]).weight("cb", &[6]);
+        with_params(&mut case, 6);
+        let inputs: &[&str] = if biased { &["x", "w", "cb"] } else { &["x", "w"] };
+        let g = case.node(conv.clone(), inputs, "c").node(bn(), &["c", "s", "sh", "mean", "var"], "y").graph("y");
+        verify(rule, &g, &Flops::default(), &["BatchNormalization"]);
+    }
+    let ct = |group| Op::ConvTranspose(ConvTransposeAttrs { strides: vec![2, 2], group, ..Default::default() });
+    for (rule, biased, group) in [
+        ("batchnorm-after-convtranspose-folds-into-convtranspose", false, 1),
+        ("batchnorm-after-convtranspose-folds-into-convtranspose", false, 2),
+        ("batchnorm-after-biased-convtranspose-folds-into-convtranspose", true, 2),
+    ] {
+        let mut case = Case::new(&[1, 4, 3, 3]);
+        case.weight("w", &[4, 3, 3, 3]).weight("cb", &[3 * group]);
+        with_params(&mut case, 3 * group);
+        let inputs: &[&str] = if biased { &["x", "w", "cb"] } else { &["x", "w"] };
+        let g = case.node(ct(group), inputs, "c").node(bn(), &["c", "s", "sh", "mean", "var"], "y").graph("y");
+        verify(rule, &g, &Flops::default(), &["BatchNormalization"]);
+    }
 }
 
 #[test]

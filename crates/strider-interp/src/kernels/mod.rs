@@ -109,6 +109,9 @@ pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) 
         Op::MatMul => matmul::matmul(&inputs[0], &inputs[1])?,
         Op::Add => elementwise::binary(&inputs[0], &inputs[1], |a, b| a + b)?,
         Op::Mul => elementwise::binary(&inputs[0], &inputs[1], |a, b| a * b)?,
+        Op::Sub => elementwise::binary(&inputs[0], &inputs[1], |a, b| a - b)?,
+        Op::Div => elementwise::binary(&inputs[0], &inputs[1], |a, b| a / b)?,
+        Op::Sqrt => elementwise::unary(x(), f32::sqrt),
         Op::Relu => elementwise::unary(x(), |v| v.max(0.0)),
         Op::LeakyRelu(a) => elementwise::unary(x(), |v| if v >= 0.0 { v } else { a.alpha * v }),
         Op::Sigmoid => elementwise::unary(x(), elementwise::sigmoid),
@@ -177,6 +180,17 @@ mod tests {
         let t = eval1(Op::Tanh, &[x]);
         let expected = [-0.964_027_6, -0.462_117_16, 0., 0.995_054_7];
         assert!(t.iter().zip(expected).all(|(g, w)| (g - w).abs() < 1e-6), "{t}");
+    }
+
+    #[test]
+    fn arithmetic() {
+        let a = arr(&[3], &[4., 9., -1.]);
+        let b = arr(&[1], &[2.]);
+        assert_eq!(values(&eval1(Op::Sub, &[a.clone(), b.clone()])), [2., 7., -3.]);
+        assert_eq!(values(&eval1(Op::Div, &[a.clone(), b])), [2., 4.5, -0.5]);
+        let r = eval1(Op::Sqrt, &[a]);
+        assert_eq!(&values(&r)[..2], &[2., 3.]);
+        assert!(r[2].is_nan());
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl OpRule for Col2ImAttrs {
 /// `SubpixelKernel`: rearranges a ConvTranspose weight (C, M/group, k…) into the weight of the
 /// stride-1 Conv that computes all s^d output phases at once, (M·∏s, C/group, L…) with
 /// L = ⌊d·(k − 1)/s⌋ + 1. Output channel m·∏s + r holds phase r of output channel m; tap t of phase r
-/// on an axis is W[k] for the k with k·d ≡ r (mod s) and ⌊k·d/s⌋ = L − 1 − t, zero where no k exists.
+/// on an axis is `W[k]` for the k with k·d ≡ r (mod s) and ⌊k·d/s⌋ = L − 1 − t, zero where no k exists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubpixelKernelAttrs {

@@ -108,6 +108,12 @@ pub enum Op {
     Add,
     /// Broadcasting multiplication. Inputs: A, B.
     Mul,
+    /// Broadcasting subtraction. Inputs: A, B.
+    Sub,
+    /// Broadcasting division. Inputs: A, B.
+    Div,
+    /// Square root (NaN for negative inputs, as ONNX).
+    Sqrt,
     /// max(x, 0).
     Relu,
     /// x if x ≥ 0, alpha·x otherwise.
@@ -157,8 +163,8 @@ impl Op {
             Op::ConvTranspose(a) => a,
             Op::Upsample(a) => a,
             Op::MatMul => &matmul::MatMulRule,
-            Op::Add | Op::Mul => &Binary,
-            Op::Relu | Op::Sigmoid | Op::Tanh | Op::Identity => &Unary,
+            Op::Add | Op::Mul | Op::Sub | Op::Div => &Binary,
+            Op::Relu | Op::Sigmoid | Op::Tanh | Op::Sqrt | Op::Identity => &Unary,
             Op::LeakyRelu(a) => a,
             Op::BatchNormalization(a) => a,
             Op::Concat(a) => a,
@@ -185,6 +191,9 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Mul => "Mul",
+            Op::Sub => "Sub",
+            Op::Div => "Div",
+            Op::Sqrt => "Sqrt",
             Op::Relu => "Relu",
             Op::LeakyRelu(_) => "LeakyRelu",
             Op::Sigmoid => "Sigmoid",

@@ -5,6 +5,7 @@
 //! it must check shapes before adding anything (`add_op` refuses what a shape rule rejects); no
 //! unrestricted commutativity or associativity (they bloat the e-graph).
 
+mod batchnorm;
 mod cleanup;
 mod conv_transpose;
 mod upsample;
@@ -65,6 +66,7 @@ impl Lowering {
 pub fn support_rules() -> Vec<Rule> {
     let mut rules = vec![conv_transpose::bias_is_add(), upsample::nearest_is_depthwise_conv_transpose()];
     rules.extend(cleanup::rules());
+    rules.extend(batchnorm::rules());
     rules
 }
 
