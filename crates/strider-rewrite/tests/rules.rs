@@ -41,6 +41,8 @@ const VERIFIED: &[&str] = &[
     "batchnorm-after-biased-conv-folds-into-conv",
     "batchnorm-after-convtranspose-folds-into-convtranspose",
     "batchnorm-after-biased-convtranspose-folds-into-convtranspose",
+    "conv-after-nearest-upsample-is-subpixel-conv",
+    "biased-conv-after-nearest-upsample-is-subpixel-conv",
 ];
 
 struct Case {
@@ -235,6 +237,40 @@ fn batchnorm_folds_into_the_convolution_before_it() {
         let inputs: &[&str] = if biased { &["x", "w", "cb"] } else { &["x", "w"] };
         let g = case.node(ct(group), inputs, "c").node(bn(), &["c", "s", "sh", "mean", "var"], "y").graph("y");
         verify(rule, &g, &Flops::default(), &["BatchNormalization"]);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Resize-conv fusion over ranks 1–3, unequal factors, kernels, dilations, asymmetric pads, groups
+    /// and bias.
+    #[test]
+    fn conv_after_nearest_upsample_is_a_subpixel_conv(
+        axes in proptest::collection::vec((1usize..=3, 1usize..=4, 1usize..=4, 1usize..=3, 0i64..3, 0i64..3), 1..=3),
+        group in 1usize..=2,
+        biased in proptest::prelude::any::<bool>(),
+    ) {
+        let rank = axes.len();
+        let (mut input, mut scales, mut kernel, mut dilations, mut pads) = (vec![1, 2 * group], vec![1.0, 1.0], vec![3 * group, 2], vec![], vec![0; 2 * rank]);
+        for (i, (f, n, k, d, b, e)) in axes.iter().copied().enumerate() {
+            // The upsampled axis must hold the dilated kernel.
+            let n = n.max((d * (k - 1) + 1).div_ceil(f));
+            input.push(n);
+            scales.push(f as f32);
+            kernel.push(k);
+            dilations.push(d);
+            pads[i] = b;
+            pads[rank + i] = e;
+        }
+        let up = Op::Upsample(UpsampleAttrs { scales, ..Default::default() });
+        let conv = Op::Conv(ConvAttrs { dilations, pads, group, ..Default::default() });
+        let mut case = Case::new(&input);
+        case.weight("w", &kernel).weight("b", &[3 * group]);
+        let inputs: &[&str] = if biased { &["u", "w", "b"] } else { &["u", "w"] };
+        let g = case.node(up, &["x"], "u").node(conv, inputs, "y").graph("y");
+        let rule = if biased { "biased-conv-after-nearest-upsample-is-subpixel-conv" } else { "conv-after-nearest-upsample-is-subpixel-conv" };
+        verify(rule, &g, &Flops::default(), &["Upsample"]);
     }
 }
 

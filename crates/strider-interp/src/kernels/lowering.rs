@@ -1,7 +1,7 @@
 //! Kernels of the ops that lowerings introduce: `ZeroInsert`, `Col2Im` and `SubpixelKernel`.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Slice};
-use strider_ir::op::{Col2ImAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
+use strider_ir::op::{Col2ImAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 
 use super::{KernelError, cartesian};
 
@@ -90,6 +90,48 @@ pub fn subpixel_kernel(w: &ArrayViewD<f32>, attrs: &SubpixelKernelAttrs, out_sha
         }
         w[IxDyn(&src)]
     })
+}
+
+/// See [`ResizeConvKernelAttrs`]: out[m·P + r, c, e] = Σ W[m, c, t] over the taps t whose
+/// low-resolution offset ⌊(r + t·d − p)/f⌋ is e + ⌊−p/f⌋ on every axis.
+pub fn resize_conv_kernel(w: &ArrayViewD<f32>, attrs: &ResizeConvKernelAttrs, out_shape: &[usize]) -> ArrayD<f32> {
+    let kernel = &w.shape()[2..];
+    let first = attrs.first_offset();
+    // Per axis: for each phase r, the (tap t, fused tap e) pairs.
+    let per_axis: Vec<Vec<Vec<(usize, usize)>>> = (0..kernel.len())
+        .map(|a| {
+            let (f, d, p) = (attrs.factors[a] as i64, attrs.dilations[a] as i64, attrs.pads_begin[a] as i64);
+            (0..f)
+                .map(|r| {
+                    (0..kernel[a]).map(|t| (t, ((r + t as i64 * d - p).div_euclid(f) - first[a]) as usize)).collect()
+                })
+                .collect()
+        })
+        .collect();
+    let phases: usize = attrs.factors.iter().product();
+    let (m_count, c_count) = (w.shape()[0], w.shape()[1]);
+    let mut out = ArrayD::<f32>::zeros(IxDyn(out_shape));
+    for r_flat in 0..phases {
+        // Row-major phase multi-index.
+        let mut r = vec![0usize; kernel.len()];
+        let mut rest = r_flat;
+        for a in (0..kernel.len()).rev() {
+            r[a] = rest % attrs.factors[a];
+            rest /= attrs.factors[a];
+        }
+        let pairs: Vec<Vec<(usize, usize)>> = (0..kernel.len()).map(|a| per_axis[a][r[a]].clone()).collect();
+        for combo in cartesian(&pairs) {
+            let (t, e): (Vec<usize>, Vec<usize>) = combo.into_iter().unzip();
+            for m in 0..m_count {
+                for c in 0..c_count {
+                    let src: Vec<usize> = [&[m, c][..], &t].concat();
+                    let dst: Vec<usize> = [&[m * phases + r_flat, c][..], &e].concat();
+                    out[IxDyn(&dst)] += w[IxDyn(&src)];
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -222,3 +222,63 @@ impl OpRule for SubpixelKernelAttrs {
         0
     }
 }
+
+/// `ResizeConvKernel`: the weight of the phase convolution that computes Conv(Upsample_nearest(x, f))
+/// directly on x (resize-conv fusion). For a stride-1 Conv weight (M, C/group, k…) with dilation d and
+/// begin pad p, output phase r on an axis reads x at offset ⌊(r + t·d − p)/f⌋ through tap t, so the
+/// fused weight is (M·∏f, C/group, L…) with channel m·∏f + r and tap e summing every W tap t whose
+/// offset is e + ⌊−p/f⌋; L = ⌊(f − 1 + d·(k − 1) − p)/f⌋ − ⌊−p/f⌋ + 1.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeConvKernelAttrs {
+    /// Upsampling factor per spatial axis.
+    pub factors: Vec<usize>,
+    /// Conv dilation per spatial axis.
+    pub dilations: Vec<usize>,
+    /// Conv begin pad per spatial axis.
+    pub pads_begin: Vec<usize>,
+}
+
+impl ResizeConvKernelAttrs {
+    /// Lowest low-resolution offset any tap reads: ⌊−p/f⌋ per axis.
+    pub fn first_offset(&self) -> Vec<i64> {
+        self.pads_begin.iter().zip(&self.factors).map(|(&p, &f)| (-(p as i64)).div_euclid(f as i64)).collect()
+    }
+
+    /// Fused kernel length per axis for kernel sizes `k`.
+    pub fn taps(&self, k: &[usize]) -> Vec<usize> {
+        (0..k.len())
+            .map(|a| {
+                let (f, d, p) = (self.factors[a] as i64, self.dilations[a] as i64, self.pads_begin[a] as i64);
+                let last = (f - 1 + d * (k[a] as i64 - 1) - p).div_euclid(f);
+                (last - (-p).div_euclid(f) + 1) as usize
+            })
+            .collect()
+    }
+}
+
+impl OpRule for ResizeConvKernelAttrs {
+    fn input_names(&self) -> &'static [&'static str] {
+        &["W"]
+    }
+    fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
+        let w = inputs[0];
+        let rank = self.factors.len();
+        if w.rank() != rank + 2 || !(1..=3).contains(&rank) || w.dims()[2..].contains(&0) {
+            return Err(OpError::shape("W", format!("(M, C/group, k…) with {rank} spatial axes"), w));
+        }
+        if self.dilations.len() != rank || self.pads_begin.len() != rank {
+            return Err(OpError::attr("dilations", "dilations and pads_begin need one value per spatial axis"));
+        }
+        if self.factors.contains(&0) || self.dilations.contains(&0) {
+            return Err(OpError::attr("factors", "factors and dilations must be at least 1"));
+        }
+        let phases = product(&self.factors) as usize;
+        let mut out = vec![w.dims()[0] * phases, w.dims()[1]];
+        out.extend(self.taps(&w.dims()[2..]));
+        Ok(vec![Shape(out)])
+    }
+    fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
+        0
+    }
+}

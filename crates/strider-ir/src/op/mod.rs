@@ -23,7 +23,7 @@ pub use layout::{
     ConcatAttrs, DepthToSpaceAttrs, DepthToSpaceMode, FlattenAttrs, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs,
     SliceAxis, TransposeAttrs,
 };
-pub use lowering::{Col2ImAttrs, Col2ImAxis, SubpixelKernelAttrs, ZeroInsertAttrs};
+pub use lowering::{Col2ImAttrs, Col2ImAxis, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 pub use matmul::MatMulDims;
 pub use norm::BatchNormAttrs;
 pub use resize::{CoordinateTransform, NearestMode, ResizeMode, UpsampleAttrs};
@@ -146,6 +146,9 @@ pub enum Op {
     Col2Im(Col2ImAttrs),
     /// Rearranges a ConvTranspose weight into sub-pixel convolution weights (lowering op).
     SubpixelKernel(SubpixelKernelAttrs),
+    /// Fuses a Conv weight with the nearest Upsample before it into phase-convolution weights
+    /// (lowering op).
+    ResizeConvKernel(ResizeConvKernelAttrs),
     /// The sparse matrix C of the convolution a ConvTranspose transposes (lowering op).
     ConvMatrix(ConvMatrixAttrs),
     /// Dense rows times a sparse matrix (lowering op).
@@ -177,6 +180,7 @@ impl Op {
             Op::ZeroInsert(a) => a,
             Op::Col2Im(a) => a,
             Op::SubpixelKernel(a) => a,
+            Op::ResizeConvKernel(a) => a,
             Op::ConvMatrix(a) => a,
             Op::SparseMatMul(a) => a,
         }
@@ -210,6 +214,7 @@ impl Op {
             Op::ZeroInsert(_) => "ZeroInsert",
             Op::Col2Im(_) => "Col2Im",
             Op::SubpixelKernel(_) => "SubpixelKernel",
+            Op::ResizeConvKernel(_) => "ResizeConvKernel",
             Op::ConvMatrix(_) => "ConvMatrix",
             Op::SparseMatMul(_) => "SparseMatMul",
         }

@@ -4,8 +4,8 @@
 use egg::{Id, rewrite};
 use strider_ir::Op;
 use strider_ir::op::{
-    AxisGeometry, Col2ImAttrs, ConvAttrs, ConvMatrixAttrs, ConvTransposeAttrs, DepthToSpaceAttrs, DepthToSpaceMode,
-    SliceAttrs, SparseMatMulAttrs, SubpixelKernelAttrs, ZeroInsertAttrs,
+    AxisGeometry, Col2ImAttrs, ConvAttrs, ConvMatrixAttrs, ConvTransposeAttrs, SliceAttrs, SparseMatMulAttrs,
+    SubpixelKernelAttrs, ZeroInsertAttrs,
 };
 
 use super::{Lower, Matched, Rule};
@@ -175,7 +175,6 @@ pub fn subpixel() -> Rule {
 fn subpixel_conv(m: &mut Matched) -> Option<Id> {
     let p = Parts::of(m)?;
     let (x, w) = (m.inputs[0], m.inputs[1]);
-    let rank = p.rank();
     let strides = p.strides();
     let sub = SubpixelKernelAttrs { strides: strides.clone(), dilations: p.dilations(), group: p.attrs.group };
     let taps = sub.taps(&p.w[2..]);
@@ -188,22 +187,7 @@ fn subpixel_conv(m: &mut Matched) -> Option<Id> {
     .concat();
     let conv = ConvAttrs { group: p.attrs.group, pads, ..Default::default() };
     let phases = m.add(Op::Conv(conv), &[x, wsub], "phases")?;
-    let (n, mo) = (p.x[0], p.out_channels());
-    let interleaved = if strides.iter().all(|&s| s == 1) {
-        phases
-    } else if strides.iter().all(|&s| s == strides[0]) {
-        let d2s = DepthToSpaceAttrs { blocksize: strides[0], mode: DepthToSpaceMode::CRD };
-        m.add(Op::DepthToSpace(d2s), &[phases], "interleave")?
-    } else {
-        let split = m.reshape(phases, &[&[n, mo][..], &strides, &q].concat(), "split_phases")?;
-        let mut perm = vec![0, 1];
-        for a in 0..rank {
-            perm.extend([2 + rank + a, 2 + a]);
-        }
-        let moved = m.transpose(split, perm, "interleave")?;
-        let out: Vec<usize> = q.iter().zip(&strides).map(|(q, s)| q * s).collect();
-        m.reshape(moved, &[&[n, mo][..], &out].concat(), "merge_phases")?
-    };
+    let interleaved = m.interleave_phases(phases, p.x[0], p.out_channels(), &strides, &q)?;
     let begin: Vec<i64> = p.geometry.iter().map(|a| -a.pad_begin).collect();
     let end: Vec<i64> =
         p.geometry.iter().zip(&q).map(|(a, &q)| a.output as i64 + a.pad_begin - (q * a.stride) as i64).collect();

@@ -65,6 +65,7 @@ impl Lowering {
 /// Rules that only reshape the problem: bias split and fold, Upsample as ConvTranspose, clean-ups.
 pub fn support_rules() -> Vec<Rule> {
     let mut rules = vec![conv_transpose::bias_is_add(), upsample::nearest_is_depthwise_conv_transpose()];
+    rules.extend(upsample::conv_after_nearest_upsample_is_subpixel_conv());
     rules.extend(cleanup::rules());
     rules.extend(batchnorm::rules());
     rules
@@ -155,6 +156,35 @@ impl Matched<'_> {
     /// Adds a Transpose.
     pub fn transpose(&mut self, x: Id, perm: Vec<usize>, step: &str) -> Option<Id> {
         self.add(Op::Transpose(strider_ir::op::TransposeAttrs { perm }), &[x], step)
+    }
+
+    /// Interleaves the phase channels of an (N, M·∏factors, Q…) value into (N, M, Q·factor…):
+    /// DepthToSpace in CRD order when every factor is equal, Reshape/Transpose/Reshape otherwise.
+    pub fn interleave_phases(
+        &mut self,
+        phases: Id,
+        n: usize,
+        channels: usize,
+        factors: &[usize],
+        q: &[usize],
+    ) -> Option<Id> {
+        use strider_ir::op::{DepthToSpaceAttrs, DepthToSpaceMode};
+        if factors.iter().all(|&f| f == 1) {
+            return Some(phases);
+        }
+        if factors.iter().all(|&f| f == factors[0]) {
+            let d2s = DepthToSpaceAttrs { blocksize: factors[0], mode: DepthToSpaceMode::CRD };
+            return self.add(Op::DepthToSpace(d2s), &[phases], "interleave");
+        }
+        let rank = factors.len();
+        let split = self.reshape(phases, &[&[n, channels][..], factors, q].concat(), "split_phases")?;
+        let mut perm = vec![0, 1];
+        for a in 0..rank {
+            perm.extend([2 + rank + a, 2 + a]);
+        }
+        let moved = self.transpose(split, perm, "interleave")?;
+        let out: Vec<usize> = q.iter().zip(factors).map(|(q, f)| q * f).collect();
+        self.reshape(moved, &[&[n, channels][..], &out].concat(), "merge_phases")
     }
 
     /// Pads (positive) or crops (negative) the spatial axes of an (N, C, spatial…) value; no node when
