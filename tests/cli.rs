@@ -166,3 +166,20 @@ fn explore_matrix_shows_the_textbook_convolution_matrix() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(stderr(&wrong).contains("node `cat` is a Concat, not a ConvTranspose"), "{}", stderr(&wrong));
 }
+
+#[test]
+fn explore_json_is_machine_readable() {
+    let out =
+        strider(&["explore", "examples/models/unet_decoder.ron", "--json", "--target", "examples/targets/npu.ron"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    assert_eq!(json["model"], "unet_decoder");
+    assert_eq!(json["models"], serde_json::json!(["flops", "memory", "npu"]));
+    let node = &json["nodes"][0];
+    assert_eq!(node["node"], "up");
+    let lowerings: Vec<&str> =
+        node["variants"].as_array().unwrap().iter().map(|v| v["lowering"].as_str().unwrap()).collect();
+    assert_eq!(lowerings, ["direct", "zero-insert", "sparse-matmul", "col2im", "subpixel", "matmul"]);
+    // The NPU cannot run the direct form.
+    assert!(node["variants"][0]["costs"][2].is_null());
+}
