@@ -3,7 +3,8 @@
 //! This crate is the `strider` command-line tool and a facade over the libraries:
 //! - [`ir`]: the graph IR, ops with ONNX semantics, shape inference and the RON model format;
 //! - [`interp`]: the reference interpreter;
-//! - [`rewrite`]: the e-graph rewrite engine, cost models and extraction.
+//! - [`rewrite`]: the e-graph rewrite engine, cost models and extraction;
+//! - [`check`]: cross-checks of every lowering against the original.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -18,6 +19,7 @@
 //! assert_eq!(outputs[0].1.as_slice().unwrap(), &[0., 0., 1., 0., 4., 6., 4., 12., 9.]);
 //! ```
 
+pub use strider_check as check;
 pub use strider_interp as interp;
 pub use strider_ir as ir;
 pub use strider_rewrite as rewrite;

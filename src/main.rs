@@ -86,6 +86,41 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
+    /// Check every lowering on your model: for each ConvTranspose and Upsample and each lowering that
+    /// applies, run the model with that node lowered on the same inputs as the original and compare
+    /// every output; also the graphs `optimize` emits for flops, memory and each --target.
+    ///
+    /// Exits with 1 when any comparison fails, so it can gate a CI pipeline.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Seed for inputs not given with --input.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Absolute tolerance: pass when |lowered − original| ≤ atol + rtol·|original|.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().atol)]
+        atol: f32,
+        /// Relative tolerance.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol)]
+        rtol: f32,
+        /// Also check each lowered node alone (on seeded inputs), so a failure points at node and rule.
+        #[arg(long)]
+        per_node: bool,
+        /// Also check the graph optimized for this target profile (repeatable).
+        #[arg(long = "target", value_name = "TARGET.ron")]
+        targets: Vec<PathBuf>,
+        /// Skip (and say so) variants whose explicit sparse matrix stores more elements than this.
+        #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
+        max_matrix_nnz: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        saturation: SaturationArgs,
+    },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
     Info {
         #[command(flatten)]
@@ -122,6 +157,17 @@ impl SaturationArgs {
             .map_err(|_| miette::miette!("--time-limit must be a non-negative number of seconds"))?;
         Ok(RunLimits { nodes: self.node_limit, iterations: self.iter_limit, time })
     }
+}
+
+/// Reads `--target` profiles.
+fn load_targets(paths: &[PathBuf]) -> miette::Result<Vec<strider_rewrite::cost::Target>> {
+    paths
+        .iter()
+        .map(|t| match commands::optimize::CostChoice::parse(&t.to_string_lossy())? {
+            commands::optimize::CostChoice::Target(t) => Ok(*t),
+            _ => Err(miette::miette!("--target expects a target profile file, found `{}`", t.display())),
+        })
+        .collect()
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -175,14 +221,7 @@ fn main() -> ExitCode {
         })(),
         Command::Explore { model, targets, json, saturation, .. } => (|| {
             let graph = model.load()?;
-            let targets = targets
-                .iter()
-                .map(|t| commands::optimize::CostChoice::parse(&t.to_string_lossy()))
-                .map(|c| match c? {
-                    commands::optimize::CostChoice::Target(t) => Ok(*t),
-                    _ => Err(miette::miette!("--target expects a target profile file")),
-                })
-                .collect::<miette::Result<Vec<_>>>()?;
+            let targets = load_targets(&targets)?;
             let exploration = commands::explore::run(&graph, &targets, &saturation.limits()?);
             if json {
                 println!("{}", serde_json::to_string_pretty(&exploration).map_err(|e| miette::miette!("{e}"))?);
@@ -191,6 +230,33 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
+        Command::Check { model, inputs, seed, atol, rtol, per_node, targets, max_matrix_nnz, json, saturation } => {
+            (|| {
+                let graph = model.load()?;
+                let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
+                strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+                let targets = load_targets(&targets)?;
+                let args = commands::check::CheckArgs {
+                    tolerance: strider_check::Tolerance { atol, rtol },
+                    per_node,
+                    seed,
+                    targets: &targets,
+                    run_limits: saturation.limits()?,
+                    max_matrix_nnz,
+                };
+                let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| miette::miette!("{e}"))?);
+                } else {
+                    print!("{}", commands::check::render(&report));
+                }
+                if report.pass() {
+                    Ok(())
+                } else {
+                    Err(miette::miette!("some lowerings do not match the original (see above)"))
+                }
+            })()
+        }
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
         Command::Dot { model, egraph: false, .. } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
         Command::Dot { model, egraph: true, saturation } => (|| {

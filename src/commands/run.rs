@@ -55,7 +55,7 @@ impl std::fmt::Display for Stats {
 }
 
 /// Reads `--input NAME=FILE.npy` values.
-fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
+pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
     let mut given = HashMap::new();
     for pair in pairs {
         let (name, file) =

@@ -84,7 +84,7 @@ pub fn explore(graph: &Graph, models: &[NamedModel], limits: &RunLimits) -> Expl
 }
 
 /// A graph holding only `node`: its non-constant inputs become graph inputs, constants stay constants.
-fn isolate(graph: &Graph, node: &strider_ir::Node) -> Graph {
+pub fn isolate(graph: &Graph, node: &strider_ir::Node) -> Graph {
     let mut b = GraphBuilder::new(node.name.clone(), Limits { max_elements: usize::MAX });
     for &v in &node.inputs {
         let value = graph.value(v);
@@ -123,8 +123,9 @@ fn describe(lowering: &str, g: &Graph, models: &[NamedModel], limits: &RunLimits
     Variant { lowering: lowering.to_string(), ops, flops, bytes, costs }
 }
 
-/// Which lowering a graph is: recognised by the ops only that lowering introduces.
-fn classify(g: &Graph) -> &'static str {
+/// Which lowering a graph is (`direct` when it still holds a ConvTranspose or Upsample): recognised by
+/// the ops only that lowering introduces.
+pub fn classify(g: &Graph) -> &'static str {
     let has = |name: &str| g.nodes().any(|(_, n)| n.op.name() == name);
     if has("ConvTranspose") || has("Upsample") {
         "direct"

@@ -78,19 +78,24 @@ pub fn all() -> Vec<Rule> {
     rules
 }
 
-/// The matched class's op attributes and its inputs, as appliers need them.
-pub(crate) struct Matched<'a> {
+/// What an applier sees of a match: the matched op (from the pattern's first variable), the classes
+/// bound to the other variables, a readable name for new values, and the e-graph to add them to.
+pub struct Matched<'a> {
+    /// The op of the matched node, with its attributes.
     pub op: Op,
+    /// Classes bound to the pattern's other variables, in order.
     pub inputs: Vec<Id>,
+    /// Readable name of the matched value (new values are named after it).
     pub name: String,
+    /// The e-graph.
     pub egraph: &'a mut TensorGraph,
 }
 
-/// An applier written as a function from the matched op to the id of an equal class (or `None` when
-/// the rule's conditions do not hold).
-pub(crate) struct Lower {
-    pub vars: Vec<Var>,
-    pub lower: fn(&mut Matched) -> Option<Id>,
+/// An applier written as a function from the match to the id of an equal class (or `None` when the
+/// rule's conditions do not hold). This is how every Strider rule is written, and how users add rules.
+pub struct Lower {
+    vars: Vec<Var>,
+    lower: fn(&mut Matched) -> Option<Id>,
 }
 
 impl Lower {
@@ -125,7 +130,7 @@ impl Applier<Node, Tensors> for Lower {
 }
 
 /// A readable name for a class (the original value's name where there is one).
-pub(crate) fn class_name(egraph: &TensorGraph, id: Id) -> String {
+pub fn class_name(egraph: &TensorGraph, id: Id) -> String {
     let id = egraph.find(id);
     egraph
         .analysis

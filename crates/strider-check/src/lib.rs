@@ -1,0 +1,260 @@
+//! Cross-checking lowerings: for every ConvTranspose (and Upsample) and every lowering that applies
+//! to it, the model with that one node lowered is run in the interpreter on the same inputs as the
+//! original and every output compared; optionally each lowered node alone as well; and the graph
+//! `optimize` would emit, per cost model.
+
+pub mod compare;
+pub mod splice;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ndarray::ArrayD;
+use serde::Serialize;
+use strider_interp::fold::fold_constants;
+use strider_interp::{feeds, run};
+use strider_ir::{Graph, Limits, Node, Op};
+use strider_rewrite::cost::{Avoiding, CostModel, Flops};
+use strider_rewrite::explore::{NamedModel, classify, isolate};
+use strider_rewrite::{Lowering, Rule, RunLimits, Strategy, extract_graph, saturate};
+
+pub use compare::{Comparison, Tolerance, compare};
+
+/// What a row checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The whole model with one node lowered.
+    Model,
+    /// The lowered node alone, on seeded inputs.
+    Node,
+    /// The graph `optimize` emits for a cost model.
+    Optimized,
+}
+
+/// One comparison run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The node lowered (or `*` for an optimized graph).
+    pub node: String,
+    /// The lowering (or the cost model, for an optimized graph).
+    pub lowering: String,
+    /// What was compared.
+    pub scope: Scope,
+    /// FLOPs of the graph that ran.
+    pub flops: u64,
+    /// Interpreter wall time of the run, in milliseconds.
+    pub time_ms: f64,
+    /// One comparison per output.
+    pub outputs: Vec<Comparison>,
+    /// Why the variant could not be built or run, if so.
+    pub error: Option<String>,
+    /// Why the variant was not run (too large to check here), if so.
+    pub skipped: Option<String>,
+}
+
+impl Row {
+    /// Built, ran, and every output within tolerance (or deliberately skipped).
+    pub fn pass(&self) -> bool {
+        self.error.is_none() && self.outputs.iter().all(|c| c.pass)
+    }
+
+    /// The comparison with the largest absolute error.
+    pub fn worst(&self) -> Option<&Comparison> {
+        self.outputs.iter().max_by(|a, b| a.max_abs.total_cmp(&b.max_abs))
+    }
+}
+
+/// The whole check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Model name.
+    pub model: String,
+    /// Tolerances used.
+    pub tolerance: Tolerance,
+    /// Every comparison.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// Every row passed.
+    pub fn pass(&self) -> bool {
+        self.rows.iter().all(Row::pass)
+    }
+}
+
+/// Options of a check.
+pub struct Options<'a> {
+    /// Comparison tolerances.
+    pub tolerance: Tolerance,
+    /// Also check each lowered node alone.
+    pub per_node: bool,
+    /// Seed for the per-node inputs.
+    pub seed: u64,
+    /// Saturation limits.
+    pub run_limits: RunLimits,
+    /// Cost models whose optimized graphs are checked; `fold` says whether to fold constants (targets).
+    pub models: Vec<(NamedModel<'a>, bool)>,
+    /// The rules of each lowering family (tests substitute deliberately wrong ones).
+    pub rules: &'a dyn Fn(Lowering) -> Vec<Rule>,
+    /// Variants holding an explicit sparse matrix with more stored elements than this are reported as
+    /// skipped rather than run (their memory is the point of `explore`, not of a check).
+    pub max_matrix_nnz: usize,
+}
+
+/// Default for [`Options::max_matrix_nnz`]: 2^24 stored elements (about 200 MB while building).
+pub const DEFAULT_MAX_MATRIX_NNZ: usize = 1 << 24;
+
+/// The rules a check uses by default: each family forced alone, with the support rules.
+pub fn default_rules(lowering: Lowering) -> Vec<Rule> {
+    Strategy::Force(lowering).rules()
+}
+
+/// Runs every comparison; `progress` is told each step as it starts (done, total, label). Fails only
+/// when the original model itself cannot run on these inputs.
+pub fn check(
+    graph: &Graph,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    opts: &Options,
+    limits: &Limits,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<Report, strider_interp::ExecError> {
+    let reference: HashMap<String, ArrayD<f32>> = run(graph, inputs)?.into_iter().collect();
+    let targets: Vec<&Node> =
+        graph.nodes().map(|(_, n)| n).filter(|n| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_))).collect();
+    let per_lowering = if opts.per_node { 2 } else { 1 };
+    let total = targets.len() * Lowering::ALL.len() * per_lowering + opts.models.len();
+    let mut done = 0;
+    let mut rows = Vec::new();
+    for node in &targets {
+        let alone = isolate(graph, node);
+        for lowering in Lowering::ALL {
+            progress(done, total, &format!("{} × {}", node.name, lowering.name()));
+            done += per_lowering;
+            let Some(lowered) = lower_alone(&alone, lowering, opts) else { continue };
+            if stored_elements(&lowered) > opts.max_matrix_nnz {
+                rows.push(skipped(&node.name, lowering.name(), Scope::Model, &lowered, opts));
+                continue;
+            }
+            let spliced = splice::splice(graph, node, &lowered, limits);
+            rows.push(match spliced {
+                Ok(model) => {
+                    compare_run(&model, inputs, &reference, opts.tolerance, &node.name, lowering.name(), Scope::Model)
+                }
+                Err(e) => failed(&node.name, lowering.name(), Scope::Model, e.to_string()),
+            });
+            if opts.per_node {
+                let mut seeded = HashMap::new();
+                feeds::fill_missing(&alone, opts.seed, &mut seeded);
+                let row = match run(&alone, &seeded) {
+                    Ok(want) => {
+                        let want = want.into_iter().collect();
+                        compare_run(&lowered, &seeded, &want, opts.tolerance, &node.name, lowering.name(), Scope::Node)
+                    }
+                    Err(e) => failed(&node.name, lowering.name(), Scope::Node, e.to_string()),
+                };
+                rows.push(row);
+            }
+        }
+    }
+    if !opts.models.is_empty() {
+        let saturated = saturate(graph, &Strategy::Auto.rules(), &opts.run_limits);
+        for (model, fold) in &opts.models {
+            progress(done, total, &format!("optimized for {}", model.name));
+            done += 1;
+            let optimized = extract_graph(&saturated, graph, model.model, limits)
+                .map_err(|e| e.to_string())
+                .and_then(|(g, _)| if *fold { fold_constants(&g, limits).map_err(|e| e.to_string()) } else { Ok(g) });
+            rows.push(match optimized {
+                Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
+                    skipped("*", &model.name, Scope::Optimized, &g, opts)
+                }
+                Ok(g) => compare_run(&g, inputs, &reference, opts.tolerance, "*", &model.name, Scope::Optimized),
+                Err(e) => failed("*", &model.name, Scope::Optimized, e),
+            });
+        }
+    }
+    progress(total, total, "done");
+    Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows })
+}
+
+/// The node alone, lowered by `lowering` (None where the family does not apply).
+fn lower_alone(alone: &Graph, lowering: Lowering, opts: &Options) -> Option<Graph> {
+    let saturated = saturate(alone, &(opts.rules)(lowering), &opts.run_limits);
+    let flops = Flops::default();
+    let model = Avoiding { inner: &flops as &dyn CostModel, ops: &["ConvTranspose", "Upsample"] };
+    let (lowered, _) = extract_graph(&saturated, alone, &model, &Limits { max_elements: usize::MAX }).ok()?;
+    (classify(&lowered) != "direct").then_some(lowered)
+}
+
+/// Stored elements of every sparse value of a graph.
+fn stored_elements(graph: &Graph) -> usize {
+    graph
+        .values()
+        .iter()
+        .map(|v| match v.ty.layout {
+            strider_ir::Layout::Csr { nnz } => nnz,
+            strider_ir::Layout::Dense => 0,
+        })
+        .sum()
+}
+
+/// A row for a variant too large to run here.
+fn skipped(node: &str, lowering: &str, scope: Scope, graph: &Graph, opts: &Options) -> Row {
+    let why = format!(
+        "matrix of {} stored elements exceeds --max-matrix-nnz {}",
+        stored_elements(graph),
+        opts.max_matrix_nnz
+    );
+    Row { error: None, skipped: Some(why), ..failed(node, lowering, scope, String::new()) }
+}
+
+fn failed(node: &str, lowering: &str, scope: Scope, error: String) -> Row {
+    Row {
+        node: node.into(),
+        lowering: lowering.into(),
+        scope,
+        flops: 0,
+        time_ms: 0.0,
+        outputs: vec![],
+        error: Some(error),
+        skipped: None,
+    }
+}
+
+fn compare_run(
+    graph: &Graph,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    reference: &HashMap<String, ArrayD<f32>>,
+    tolerance: Tolerance,
+    node: &str,
+    lowering: &str,
+    scope: Scope,
+) -> Row {
+    let flops = graph.nodes().map(|(_, n)| graph.node_flops(n)).sum();
+    let started = Instant::now();
+    let result = run(graph, inputs);
+    let time_ms = started.elapsed().as_secs_f64() * 1e3;
+    match result {
+        Ok(outputs) => {
+            let outputs = outputs
+                .iter()
+                .map(|(name, got)| match reference.get(name) {
+                    Some(want) => compare(name, want, got, tolerance),
+                    None => compare(name, &ArrayD::zeros(vec![0]), got, tolerance),
+                })
+                .collect();
+            Row {
+                node: node.into(),
+                lowering: lowering.into(),
+                scope,
+                flops,
+                time_ms,
+                outputs,
+                error: None,
+                skipped: None,
+            }
+        }
+        Err(e) => failed(node, lowering, scope, e.to_string()),
+    }
+}

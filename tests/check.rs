@@ -1,0 +1,108 @@
+//! `strider check`: it passes on every shipped example, it fails on a deliberately wrong rule (the
+//! checker can fail), and its exit code gates a pipeline.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use egg::rewrite;
+use strider::check::{DEFAULT_MAX_MATRIX_NNZ, Options, Report, Tolerance, check, default_rules};
+use strider::interp::feeds;
+use strider::ir::op::ConvAttrs;
+use strider::ir::{Graph, Limits, Op, format};
+use strider::rewrite::cost::{CostModel, Flops, Target};
+use strider::rewrite::explore::NamedModel;
+use strider::rewrite::rules::{Lower, Matched};
+use strider::rewrite::{Lowering, Rule, RunLimits};
+
+fn run_check(graph: &Graph, rules: &dyn Fn(Lowering) -> Vec<Rule>, models: Vec<(NamedModel, bool)>) -> Report {
+    let mut inputs = HashMap::new();
+    feeds::fill_missing(graph, 0, &mut inputs);
+    let opts = Options {
+        tolerance: Tolerance::default(),
+        per_node: true,
+        seed: 0,
+        run_limits: RunLimits::default(),
+        models,
+        rules,
+        max_matrix_nnz: DEFAULT_MAX_MATRIX_NNZ,
+    };
+    check(graph, &inputs, &opts, &Limits::default(), &mut |_, _, _| {}).unwrap()
+}
+
+#[test]
+fn check_passes_on_every_example() {
+    let npu = Target::from_ron(&std::fs::read_to_string("examples/targets/npu.ron").unwrap()).unwrap();
+    let flops = Flops::default();
+    insta::glob!("../examples/models", "*.ron", |path| {
+        let graph = format::load(path, &Limits::default()).unwrap();
+        let models = vec![
+            (NamedModel { name: "flops".into(), model: &flops as &dyn CostModel }, false),
+            (NamedModel { name: "npu".into(), model: &npu }, true),
+        ];
+        let report = run_check(&graph, &default_rules, models);
+        let failures: Vec<_> = report.rows.iter().filter(|r| !r.pass()).collect();
+        assert!(failures.is_empty(), "{}: {failures:#?}", path.display());
+        // Every ConvTranspose/Upsample got at least three lowerings checked on the whole model.
+        let lowered =
+            report.rows.iter().filter(|r| r.skipped.is_none() && r.scope == strider::check::Scope::Model).count();
+        let targets = graph.nodes().filter(|(_, n)| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_))).count();
+        assert!(lowered >= 3 * targets, "{}: only {lowered} model rows for {targets} nodes", path.display());
+    });
+}
+
+/// A broken zero-insertion lowering: the kernel is not flipped (valid only for symmetric kernels).
+fn unflipped(m: &mut Matched) -> Option<egg::Id> {
+    let Op::ConvTranspose(attrs) = &m.op else { return None };
+    let (x, w) = (m.inputs[0], m.inputs[1]);
+    let ws = m.shape(w)?;
+    let k = ws.dims()[2];
+    let simple = attrs.group == 1 && attrs.strides.iter().all(|&s| s == 1) && attrs.pads.iter().all(|&p| p == 0);
+    if !simple || ws.rank() != 4 || ws.dims()[3] != k {
+        return None;
+    }
+    let swapped = m.transpose(w, vec![1, 0, 2, 3], "swap_channels")?;
+    let reach = (k - 1) as i64;
+    let conv = ConvAttrs { pads: vec![reach; 4], ..Default::default() };
+    m.add(Op::Conv(conv), &[x, swapped], "conv")
+}
+
+#[test]
+fn a_deliberately_wrong_rule_is_caught_and_located() {
+    let graph = format::load(std::path::Path::new("examples/models/textbook.ron"), &Limits::default()).unwrap();
+    let wrong = |lowering: Lowering| -> Vec<Rule> {
+        match lowering {
+            Lowering::ZeroInsert => {
+                vec![
+                    rewrite!("convtranspose-to-unflipped-conv"; "(ConvTranspose ?a ?x ?w)" => { Lower::new(&["?a", "?x", "?w"], unflipped) }),
+                ]
+            }
+            other => default_rules(other),
+        }
+    };
+    let report = run_check(&graph, &wrong, vec![]);
+    assert!(!report.pass());
+    let failing: Vec<(&str, &str)> =
+        report.rows.iter().filter(|r| !r.pass()).map(|r| (r.node.as_str(), r.lowering.as_str())).collect();
+    assert_eq!(failing, [("up", "zero-insert"), ("up", "zero-insert")], "model and node rows both fail");
+    let worst = report.rows[0].worst().unwrap();
+    assert!(worst.max_abs >= 1.0, "{worst:?}");
+    assert!(report.rows.iter().filter(|r| r.lowering != "zero-insert").all(|r| r.pass()));
+}
+
+#[test]
+fn exit_code_gates_a_pipeline() {
+    let strider = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_strider")).args(args).output().unwrap();
+    let ok = strider(&["check", "examples/models/unet_decoder.ron", "--json"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(json["model"], "unet_decoder");
+    assert!(json["rows"].as_array().unwrap().len() >= 6);
+    let text = strider(&["check", "examples/models/unet_decoder.ron"]);
+    let table = String::from_utf8_lossy(&text.stdout);
+    assert!(table.contains("all ") && table.contains(" comparisons pass"), "{table}");
+    // Exact equality is too strict for reordered float sums: the check must fail, with exit code 1.
+    let strict = strider(&["check", "examples/models/unet_decoder.ron", "--atol", "0", "--rtol", "0"]);
+    assert_eq!(strict.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&strict.stdout);
+    assert!(table.contains("FAIL"), "{table}");
+}
