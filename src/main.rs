@@ -121,6 +121,24 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
+    /// Write a research report: for each ConvTranspose configuration — the layers of a model, or a sweep
+    /// of stride, input size or kernel size (see examples/sweeps/) — every lowering's FLOPs, bytes,
+    /// interpreter time and error, as Markdown, JSON and SVG charts against the layer or swept value.
+    Study {
+        /// A model (.ron) or a sweep file (.ron with a `vary` field).
+        input: PathBuf,
+        /// Directory for report.md, report.json, flops.svg, bytes.svg and time.svg.
+        #[arg(long, default_value = "study", value_name = "DIR")]
+        out: PathBuf,
+        /// Refuse any tensor with more elements than this.
+        #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_ELEMENTS)]
+        max_elements: usize,
+        /// Leave out variants whose explicit sparse matrix stores more elements than this.
+        #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
+        max_matrix_nnz: usize,
+        #[command(flatten)]
+        saturation: SaturationArgs,
+    },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
     Info {
         #[command(flatten)]
@@ -257,6 +275,11 @@ fn main() -> ExitCode {
                 }
             })()
         }
+        Command::Study { input, out, max_elements, max_matrix_nnz, saturation } => (|| {
+            let limits = Limits { max_elements };
+            print!("{}", commands::study::run(&input, &out, &limits, &saturation.limits()?, max_matrix_nnz)?);
+            Ok(())
+        })(),
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
         Command::Dot { model, egraph: false, .. } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
         Command::Dot { model, egraph: true, saturation } => (|| {

@@ -106,3 +106,35 @@ fn exit_code_gates_a_pipeline() {
     let table = String::from_utf8_lossy(&strict.stdout);
     assert!(table.contains("FAIL"), "{table}");
 }
+
+#[test]
+fn study_writes_tables_json_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let strider = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_strider")).args(args).output().unwrap();
+    let out = strider(&["study", "examples/sweeps/stride.ron", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for stride in 1..=4 {
+        assert!(md.contains(&format!("## stride {stride}")), "{md}");
+    }
+    // Zero insertion multiplies by the inserted zeros: at stride 4 it costs far more than the direct form.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let last = &json["configurations"][3]["measurements"];
+    let flops = |name: &str| {
+        last.as_array().unwrap().iter().find(|m| m["lowering"] == name).unwrap()["flops"].as_f64().unwrap()
+    };
+    assert!(flops("zero-insert") > 10.0 * flops("direct"));
+    for m in last.as_array().unwrap() {
+        assert!(m["max_abs_error"].as_f64().unwrap() < 1e-4, "{m}");
+    }
+    for chart in ["flops.svg", "bytes.svg", "time.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("zero-insert") && svg.contains("subpixel"), "{chart}");
+    }
+    let model =
+        strider(&["study", "examples/models/melgan_upsampler.ron", "--out", dir.path().join("m").to_str().unwrap()]);
+    assert!(model.status.success(), "{}", String::from_utf8_lossy(&model.stderr));
+    let md = std::fs::read_to_string(dir.path().join("m/report.md")).unwrap();
+    assert!(md.contains("## up1 = ConvTranspose") && md.contains("## up2 = ConvTranspose"), "{md}");
+}

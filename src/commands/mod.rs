@@ -6,3 +6,4 @@ pub mod explore;
 pub mod info;
 pub mod optimize;
 pub mod run;
+pub mod study;

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod splice;
+pub mod study;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -180,7 +181,13 @@ pub fn check(
 
 /// The node alone, lowered by `lowering` (None where the family does not apply).
 fn lower_alone(alone: &Graph, lowering: Lowering, opts: &Options) -> Option<Graph> {
-    let saturated = saturate(alone, &(opts.rules)(lowering), &opts.run_limits);
+    lower_alone_with(alone, &(opts.rules)(lowering), &opts.run_limits)
+}
+
+/// A one-node graph lowered with `rules`, preferring anything over the node as it stands (None when no
+/// rule applies).
+pub(crate) fn lower_alone_with(alone: &Graph, rules: &[Rule], limits: &RunLimits) -> Option<Graph> {
+    let saturated = saturate(alone, rules, limits);
     let flops = Flops::default();
     let model = Avoiding { inner: &flops as &dyn CostModel, ops: &["ConvTranspose", "Upsample"] };
     let (lowered, _) = extract_graph(&saturated, alone, &model, &Limits { max_elements: usize::MAX }).ok()?;
@@ -188,7 +195,7 @@ fn lower_alone(alone: &Graph, lowering: Lowering, opts: &Options) -> Option<Grap
 }
 
 /// Stored elements of every sparse value of a graph.
-fn stored_elements(graph: &Graph) -> usize {
+pub(crate) fn stored_elements(graph: &Graph) -> usize {
     graph
         .values()
         .iter()
