@@ -71,8 +71,13 @@ fn dot(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f64 {
     a.iter().zip(b.iter()).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
 
+/// Cases per property: 256 by default, more with `STRIDER_PROPTEST_CASES=N`.
+fn cases() -> u32 {
+    std::env::var("STRIDER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn conv_transpose_is_the_adjoint_of_conv(c in case()) {

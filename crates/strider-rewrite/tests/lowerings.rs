@@ -28,8 +28,14 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let head = (1usize..=3, 1usize..=2, 1usize..=3, 1usize..=2, 1usize..=2, any::<bool>(), any::<u64>(), 0usize..6);
-    head.prop_flat_map(|(rank, batch, groups, c_per_group, m_per_group, bias, seed, mode)| {
+    // Grouping: 0 → group 1, 1 → group 2, 2 → depthwise (one input channel per group).
+    let head = (1usize..=3, 1usize..=3, 0usize..3, 1usize..=3, 1usize..=2, any::<bool>(), any::<u64>(), 0usize..6);
+    head.prop_flat_map(|(rank, batch, grouping, c_per_group, m_per_group, bias, seed, mode)| {
+        let (groups, c_per_group) = match grouping {
+            0 => (1, c_per_group),
+            1 => (2, c_per_group),
+            _ => (c_per_group + 1, 1),
+        };
         let axis = (1usize..=4, 1usize..=4, 1usize..=4, 1usize..=3, 0i64..3, 0i64..3, 0usize..3, 0usize..3);
         proptest::collection::vec(axis, rank).prop_map(move |axes| {
             let mut attrs = ConvTransposeAttrs { group: groups, ..Default::default() };
@@ -134,8 +140,13 @@ fn describe(g: &Graph) -> String {
     g.nodes().map(|(_, n)| format!("  {} {}\n", n.name, strider_ir::format::op_to_ron(&n.op))).collect()
 }
 
+/// Cases per property: 256 by default, more with `STRIDER_PROPTEST_CASES=N`.
+fn cases() -> u32 {
+    std::env::var("STRIDER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn zero_insert_conv_equals_conv_transpose(c in case()) {
@@ -161,6 +172,58 @@ proptest! {
     #[test]
     fn matmul_forms_equal_conv_transpose(c in case()) {
         check(&c, Lowering::MatMul, false)?;
+    }
+}
+
+/// The graph of `c` followed by BatchNormalization with seeded statistics (positive variances).
+fn graph_with_batchnorm(c: &Case) -> Graph {
+    let base = graph(c);
+    let m = c.groups * c.m_per_group;
+    let mut b = GraphBuilder::new("case_bn", Limits::default());
+    for &v in base.inputs() {
+        b.input(base.value(v).name.clone(), base.shape(v).clone());
+    }
+    for init in base.initializers() {
+        b.initializer(base.value(init.value).name.clone(), init.data.clone(), init.spec.clone());
+    }
+    for (i, name) in ["scale", "shift", "mean"].into_iter().enumerate() {
+        let data =
+            ArrayD::from_shape_vec(IxDyn(&[m]), seeded::uniform(c.seed ^ (11 + i as u64), m, -1.0, 1.0)).unwrap();
+        b.initializer(name, data, DataSpec::Fill(0.0));
+    }
+    let var = ArrayD::from_shape_vec(IxDyn(&[m]), seeded::uniform(c.seed ^ 17, m, 0.25, 2.0)).unwrap();
+    b.initializer("var", var, DataSpec::Fill(0.0));
+    for (_, n) in base.nodes() {
+        let names = |ids: &[strider_ir::ValueId]| ids.iter().map(|&v| base.value(v).name.clone()).collect::<Vec<_>>();
+        b.node(n.name.clone(), n.op.clone(), names(&n.inputs), names(&n.outputs));
+    }
+    b.node("bn", Op::BatchNormalization(Default::default()), vec!["y", "scale", "shift", "mean", "var"], vec!["z"]);
+    b.output("z");
+    b.finish().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// BatchNormalization folds into the ConvTranspose before it, for every configuration above.
+    #[test]
+    fn batchnorm_folds_into_conv_transpose(c in case()) {
+        let original = graph_with_batchnorm(&c);
+        let rules: Vec<_> = strider_rewrite::rules::all()
+            .into_iter()
+            .filter(|r| r.name.as_str().starts_with("batchnorm-after-"))
+            .collect();
+        let saturated = saturate(&original, &rules, &RunLimits::default());
+        let flops = Flops::default();
+        let model = Avoiding { inner: &flops, ops: &["BatchNormalization"] };
+        let folded = extract_graph(&saturated, &original, &model, &Limits::default()).unwrap().0;
+        prop_assert!(folded.nodes().all(|(_, n)| !matches!(n.op, Op::BatchNormalization(_))), "{}", describe(&folded));
+        let mut inputs = HashMap::new();
+        feeds::fill_missing(&original, c.seed, &mut inputs);
+        let (want, got) = (outputs(&original, &inputs), outputs(&folded, &inputs));
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = want.iter().zip(got.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        prop_assert!(worst <= 1e-4 * scale, "max error {} (scale {})", worst, scale);
     }
 }
 

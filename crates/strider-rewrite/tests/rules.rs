@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use egg::Language;
 use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::{Just, ProptestConfig, Strategy};
 use strider_interp::{feeds, run};
 use strider_ir::format::DataSpec;
 use strider_ir::op::{
@@ -152,60 +153,6 @@ fn each_lowering_fires_on_a_strided_grouped_case() {
 }
 
 #[test]
-fn upsample_nearest_is_a_depthwise_conv_transpose() {
-    let up = UpsampleAttrs { scales: vec![1.0, 1.0, 2.0, 3.0], ..Default::default() };
-    let g = Case::new(&[1, 3, 4, 2]).node(Op::Upsample(up), &["x"], "y").graph("y");
-    verify("upsample-nearest-to-depthwise-convtranspose", &g, &Flops::default(), &["Upsample"]);
-}
-
-#[test]
-fn no_op_layout_rules() {
-    let g = Case::new(&[2, 3]).node(Op::Identity, &["x"], "i").node(Op::Relu, &["i"], "y").graph("y");
-    verify("identity-is-its-input", &g, &Memory, &["Identity"]);
-    let g = Case::new(&[2, 3]).node(reshape(&[2, 3]), &["x"], "r").node(Op::Relu, &["r"], "y").graph("y");
-    verify("reshape-to-same-shape-is-identity", &g, &Memory, &[]);
-    let g = Case::new(&[2, 3]).node(transpose(&[0, 1]), &["x"], "t").node(Op::Relu, &["t"], "y").graph("y");
-    verify("transpose-identity-perm-is-identity", &g, &Memory, &[]);
-    let zi = Op::ZeroInsert(ZeroInsertAttrs { strides: vec![1, 1] });
-    let g = Case::new(&[1, 2, 3, 3]).node(zi, &["x"], "z").node(Op::Relu, &["z"], "y").graph("y");
-    verify("zero-insert-stride-1-is-identity", &g, &Memory, &[]);
-    let pad = Op::Pad(PadAttrs { pads: vec![0; 4], ..Default::default() });
-    let g = Case::new(&[2, 3]).node(pad, &["x"], "p").node(Op::Relu, &["p"], "y").graph("y");
-    verify("pad-by-zero-is-identity", &g, &Memory, &[]);
-}
-
-#[test]
-fn composed_layout_rules() {
-    let g = Case::new(&[2, 3, 4])
-        .node(reshape(&[6, 4]), &["x"], "a")
-        .node(reshape(&[4, -1]), &["a"], "b")
-        .node(Op::Relu, &["b"], "y")
-        .graph("y");
-    verify("reshape-reshape-is-reshape", &g, &Memory, &[]);
-    let g = Case::new(&[2, 3, 4])
-        .node(transpose(&[2, 0, 1]), &["x"], "a")
-        .node(transpose(&[0, 2, 1]), &["a"], "b")
-        .node(Op::Relu, &["b"], "y")
-        .graph("y");
-    verify("transpose-transpose-is-transpose", &g, &Memory, &[]);
-}
-
-#[test]
-fn conv_rules() {
-    let conv = Op::Conv(ConvAttrs { pads: vec![1, 1, 1, 1], ..Default::default() });
-    let g = Case::new(&[1, 2, 4, 4])
-        .weight("w", &[3, 2, 3, 3])
-        .weight("b", &[3, 1, 1])
-        .node(conv, &["x", "w"], "c")
-        .node(Op::Add, &["c", "b"], "y")
-        .graph("y");
-    verify("conv-add-channel-bias-is-conv-bias", &g, &Memory, &[]);
-    let pointwise = Op::Conv(ConvAttrs::default());
-    let g = Case::new(&[2, 3, 2, 5]).weight("w", &[4, 3, 1, 1]).node(pointwise, &["x", "w"], "y").graph("y");
-    verify("conv-1x1-is-matmul", &g, &Flops::default(), &["Conv"]);
-}
-
-#[test]
 fn batchnorm_folds_into_the_convolution_before_it() {
     let bn = || Op::BatchNormalization(strider_ir::op::BatchNormAttrs { epsilon: 1e-3 });
     let with_params = |case: &mut Case, m: usize| {
@@ -240,8 +187,103 @@ fn batchnorm_folds_into_the_convolution_before_it() {
     }
 }
 
+/// Cases per property: 256 by default, more with `STRIDER_PROPTEST_CASES=N`.
+fn cases() -> u32 {
+    std::env::var("STRIDER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
+
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    proptest::collection::vec(1usize..=4, 1..=4)
+}
+
+fn permutation(rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    Just((0..rank).collect::<Vec<_>>()).prop_shuffle()
+}
+
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn no_op_rules_hold_for_any_shape(dims in shape(), spatial in proptest::collection::vec(1usize..=4, 1..=3)) {
+        let rank = dims.len() as i64;
+        let g = Case::new(&dims).node(Op::Identity, &["x"], "i").node(Op::Relu, &["i"], "y").graph("y");
+        verify("identity-is-its-input", &g, &Memory, &["Identity"]);
+        let same: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        let g = Case::new(&dims).node(reshape(&same), &["x"], "r").node(Op::Relu, &["r"], "y").graph("y");
+        verify("reshape-to-same-shape-is-identity", &g, &Memory, &[]);
+        let order: Vec<usize> = (0..dims.len()).collect();
+        let g = Case::new(&dims).node(transpose(&order), &["x"], "t").node(Op::Relu, &["t"], "y").graph("y");
+        verify("transpose-identity-perm-is-identity", &g, &Memory, &[]);
+        let pad = Op::Pad(PadAttrs { pads: vec![0; 2 * rank as usize], ..Default::default() });
+        let g = Case::new(&dims).node(pad, &["x"], "p").node(Op::Relu, &["p"], "y").graph("y");
+        verify("pad-by-zero-is-identity", &g, &Memory, &[]);
+        let image = [&[1, 2][..], &spatial].concat();
+        let zi = Op::ZeroInsert(ZeroInsertAttrs { strides: vec![1; spatial.len()] });
+        let g = Case::new(&image).node(zi, &["x"], "z").node(Op::Relu, &["z"], "y").graph("y");
+        verify("zero-insert-stride-1-is-identity", &g, &Memory, &[]);
+    }
+
+    #[test]
+    fn composed_layout_rules_hold(dims in shape(), (p, q) in (2usize..=4).prop_flat_map(|r| (permutation(r), permutation(r)))) {
+        // Reshape to the flat size, then to the dims reversed.
+        let total = dims.iter().product::<usize>() as i64;
+        let reversed: Vec<i64> = dims.iter().rev().map(|&d| d as i64).collect();
+        let g = Case::new(&dims)
+            .node(reshape(&[total]), &["x"], "a")
+            .node(reshape(&reversed), &["a"], "b")
+            .node(Op::Relu, &["b"], "y")
+            .graph("y");
+        verify("reshape-reshape-is-reshape", &g, &Memory, &[]);
+        let cube: Vec<usize> = (2..2 + p.len()).collect();
+        let g = Case::new(&cube)
+            .node(transpose(&p), &["x"], "a")
+            .node(transpose(&q), &["a"], "b")
+            .node(Op::Relu, &["b"], "y")
+            .graph("y");
+        verify("transpose-transpose-is-transpose", &g, &Memory, &[]);
+    }
+
+    #[test]
+    fn conv_rules_hold(
+        spatial in proptest::collection::vec(2usize..=5, 1..=3),
+        group in 1usize..=2,
+        per_group in 1usize..=3,
+        batch in 1usize..=3,
+    ) {
+        let rank = spatial.len();
+        let (c, m) = (group * per_group, group * 2);
+        let input = [&[batch, c][..], &spatial].concat();
+        let conv = Op::Conv(ConvAttrs { pads: vec![1; 2 * rank], group, ..Default::default() });
+        let mut bias_shape = vec![m];
+        bias_shape.extend(vec![1; rank]);
+        let g = Case::new(&input)
+            .weight("w", &[&[m, per_group][..], &vec![2; rank]].concat())
+            .weight("b", &bias_shape)
+            .node(conv, &["x", "w"], "c")
+            .node(Op::Add, &["c", "b"], "y")
+            .graph("y");
+        verify("conv-add-channel-bias-is-conv-bias", &g, &Memory, &[]);
+        let pointwise = Op::Conv(ConvAttrs::default());
+        let g = Case::new(&input)
+            .weight("w", &[&[m, c][..], &vec![1; rank]].concat())
+            .node(pointwise, &["x", "w"], "y")
+            .graph("y");
+        verify("conv-1x1-is-matmul", &g, &Flops::default(), &["Conv"]);
+    }
+
+    #[test]
+    fn upsample_nearest_is_a_depthwise_conv_transpose_for_any_factors(
+        factors in proptest::collection::vec(1usize..=3, 1..=3),
+        spatial in proptest::collection::vec(1usize..=4, 3),
+        channels in 1usize..=3,
+        batch in 1usize..=3,
+    ) {
+        let rank = factors.len();
+        let input = [&[batch, channels][..], &spatial[..rank]].concat();
+        let scales = [vec![1.0, 1.0], factors.iter().map(|&f| f as f32).collect()].concat();
+        let g = Case::new(&input).node(Op::Upsample(UpsampleAttrs { scales, ..Default::default() }), &["x"], "y").graph("y");
+        verify("upsample-nearest-to-depthwise-convtranspose", &g, &Flops::default(), &["Upsample"]);
+    }
 
     /// Resize-conv fusion over ranks 1–3, unequal factors, kernels, dilations, asymmetric pads, groups
     /// and bias.
