@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use strider_check::study::si;
 use strider_ir::Graph;
 use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
@@ -17,14 +18,6 @@ pub fn run(graph: &Graph, targets: &[Target], limits: &RunLimits) -> Exploration
     ];
     models.extend(targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
     explore(graph, &models, limits)
-}
-
-fn human(n: f64) -> String {
-    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
-    units
-        .iter()
-        .find(|(scale, _)| n.abs() >= *scale)
-        .map_or_else(|| format!("{n:.0}"), |(scale, unit)| format!("{:.2}{unit}", n / scale))
 }
 
 /// The exploration as a text report.
@@ -45,8 +38,8 @@ pub fn render(e: &Exploration) -> String {
         for v in &node.variants {
             let ops =
                 v.ops.iter().map(|(k, c)| if *c > 1 { format!("{k}×{c}") } else { k.clone() }).collect::<Vec<_>>();
-            let mut row = vec![v.lowering.clone(), ops.join(" "), human(v.flops as f64), human(v.bytes as f64)];
-            row.extend(v.costs.iter().map(|c| c.map_or("—".to_string(), human)));
+            let mut row = vec![v.lowering.clone(), ops.join(" "), si(v.flops as f64), si(v.bytes as f64)];
+            row.extend(v.costs.iter().map(|c| c.map_or("—".to_string(), si)));
             rows.push(row);
         }
         let widths: Vec<usize> =

@@ -294,11 +294,9 @@ fn chart(study: &Study, path: &Path, title: &str, pick: fn(&Measurement) -> f64)
     Ok(())
 }
 
-/// 1234567 → "1.23M".
-fn si(v: f64) -> String {
+/// A number with an SI suffix for tables and charts: 1234567 → "1.23M".
+pub fn si(v: f64) -> String {
     let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
-    units
-        .iter()
-        .find(|(scale, _)| v.abs() >= *scale)
-        .map_or_else(|| format!("{v:.3}"), |(s, u)| format!("{:.2}{u}", v / s))
+    let small = |v: f64| if v.abs() >= 10.0 || v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.3}") };
+    units.iter().find(|(scale, _)| v.abs() >= *scale).map_or_else(|| small(v), |(s, u)| format!("{:.2}{u}", v / s))
 }

@@ -141,7 +141,7 @@ fn add_bias(out: &mut ArrayD<f32>, bias: Option<&ArrayViewD<f32>>) {
 }
 
 /// All (input index, kernel tap, output index) triples of one ConvTranspose axis that land in the output.
-fn scatter_triples(a: &AxisGeometry) -> Vec<(usize, usize, usize)> {
+pub(crate) fn scatter_triples(a: &AxisGeometry) -> Vec<(usize, usize, usize)> {
     (0..a.input).flat_map(|i| (0..a.kernel).filter_map(move |k| target(a, i, k).map(|o| (i, k, o)))).collect()
 }
 

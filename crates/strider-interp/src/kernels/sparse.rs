@@ -6,6 +6,7 @@ use sprs::{CsMat, TriMat};
 use strider_ir::Shape;
 use strider_ir::op::ConvMatrixAttrs;
 
+use super::conv::scatter_triples;
 use super::{KernelError, cartesian};
 
 /// C with C[c·∏in + i, (g·M/g + m)·∏out + o] = W[c, m, k] for every tap k with
@@ -18,19 +19,7 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
     let in_len: usize = geometry.iter().map(|a| a.input).product();
     let out_len: usize = geometry.iter().map(|a| a.output).product();
     let k_len: usize = geometry.iter().map(|a| a.kernel).product();
-    let per_axis: Vec<Vec<(usize, usize, usize)>> = geometry
-        .iter()
-        .map(|a| {
-            (0..a.input)
-                .flat_map(|i| {
-                    (0..a.kernel).filter_map(move |k| {
-                        let o = (i * a.stride + k * a.dilation) as i64 - a.pad_begin;
-                        (0..a.output as i64).contains(&o).then_some((i, k, o as usize))
-                    })
-                })
-                .collect()
-        })
-        .collect();
+    let per_axis: Vec<Vec<(usize, usize, usize)>> = geometry.iter().map(scatter_triples).collect();
     // Flat (input position, tap, output position) triples shared by every channel pair.
     let flat: Vec<(usize, usize, usize)> = cartesian(&per_axis)
         .into_iter()
