@@ -25,6 +25,7 @@ pub struct Stats {
     mean: f64,
     std: f64,
     non_finite: usize,
+    empty: bool,
 }
 
 impl Stats {
@@ -40,12 +41,16 @@ impl Stats {
             mean,
             std: var.sqrt(),
             non_finite: a.len() - finite.len(),
+            empty: a.is_empty(),
         }
     }
 }
 
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.empty {
+            return write!(f, "empty");
+        }
         write!(f, "min {:.6} max {:.6} mean {:.6} std {:.6}", self.min, self.max, self.mean, self.std)?;
         if self.non_finite > 0 {
             write!(f, " ({} non-finite)", self.non_finite)?;

@@ -102,7 +102,7 @@ pub enum Error {
         name: String,
         /// Its shape.
         shape: Shape,
-        /// Its element count (saturated at `usize::MAX`).
+        /// Product of its axes, empty axes counted as 1 (saturated at `usize::MAX`).
         count: usize,
         /// The limit in force.
         limit: usize,

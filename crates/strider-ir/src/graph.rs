@@ -26,14 +26,16 @@ impl Limits {
     /// 2^28 elements (1 GiB of f32) per tensor.
     pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 28;
 
-    /// Checks one tensor's element count.
+    /// Checks one tensor's element count. Axes of size 0 count as 1 here, so that an empty tensor
+    /// cannot carry an absurd axis past the limit into loops and allocations.
     pub fn check(&self, name: &str, shape: &Shape) -> Result<()> {
-        match shape.checked_numel() {
+        let extent = shape.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+        match extent {
             Some(n) if n <= self.max_elements => Ok(()),
-            count => Err(Error::TooLarge {
+            _ => Err(Error::TooLarge {
                 name: name.to_string(),
                 shape: shape.clone(),
-                count: count.unwrap_or(usize::MAX),
+                count: extent.unwrap_or(usize::MAX),
                 limit: self.max_elements,
             }),
         }

@@ -85,7 +85,7 @@ pub fn depth_to_space(x: &ArrayViewD<f32>, attrs: &DepthToSpaceAttrs) -> Result<
     let spatial = &x.shape()[2..];
     let d = spatial.len();
     let b = attrs.blocksize;
-    let cout = c / b.pow(d as u32);
+    let cout = c / b.checked_pow(d as u32).filter(|&p| p > 0).ok_or(KernelError::Layout)?;
     // Split the channel axis into (block offsets…, c') for DCR or (c', block offsets…) for CRD.
     let mut split = vec![n];
     match attrs.mode {

@@ -118,8 +118,9 @@ pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) 
         Op::Tanh => elementwise::unary(x(), f32::tanh),
         Op::Identity => x().to_owned(),
         Op::BatchNormalization(a) => elementwise::batch_norm(inputs, a.epsilon),
-        Op::Concat(_) => {
-            let axis = concat_axis(output_shapes, inputs)?;
+        Op::Concat(a) => {
+            let axis = strider_ir::shape::normalize_axis(a.axis, x().ndim())
+                .ok_or_else(|| KernelError::Unsupported(format!("Concat axis {} for rank {}", a.axis, x().ndim())))?;
             layout::concat(inputs, axis)?
         }
         Op::Reshape(_) | Op::Flatten(_) => layout::reshape(x(), output_shapes[0].dims())?,
@@ -136,13 +137,6 @@ pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) 
         }
     };
     Ok(out)
-}
-
-/// The axis along which a Concat's inferred output differs from its first input.
-fn concat_axis(output_shapes: &[Shape], inputs: &[ArrayViewD<f32>]) -> Result<usize, KernelError> {
-    let out = output_shapes[0].dims();
-    let first = inputs[0].shape();
-    Ok(out.iter().zip(first).position(|(o, i)| o != i).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -204,7 +198,13 @@ mod tests {
         let f = eval1(Op::Flatten(FlattenAttrs { axis: 0 }), std::slice::from_ref(&x));
         assert_eq!(f.shape(), &[1, 6]);
         let y = arr(&[2, 1], &[7., 8.]);
-        let c = eval1(Op::Concat(ConcatAttrs { axis: -1 }), &[x, y]);
+        let c = eval1(Op::Concat(ConcatAttrs { axis: -1 }), &[x.clone(), y]);
         assert_eq!(values(&c), [1., 2., 3., 7., 4., 5., 6., 8.]);
+        // An empty input along the axis contributes nothing; the axis comes from the attribute.
+        let empty = arr(&[2, 0], &[]);
+        let c = eval1(Op::Concat(ConcatAttrs { axis: 1 }), &[x, empty.clone()]);
+        assert_eq!(c.shape(), &[2, 3]);
+        let c = eval1(Op::Concat(ConcatAttrs { axis: 1 }), &[empty.clone(), empty]);
+        assert_eq!(c.shape(), &[2, 0]);
     }
 }

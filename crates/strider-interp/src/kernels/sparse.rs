@@ -84,4 +84,22 @@ mod tests {
         let y = matmul(&x.view(), &c).unwrap();
         assert_eq!(y.as_slice().unwrap(), &[0., 0., 1., 0., 4., 6., 4., 12., 9.]);
     }
+
+    #[test]
+    fn counted_nnz_matches_the_built_matrix() {
+        // The IR counts stored elements in closed form (before allocating); the kernel builds them.
+        for (input, kernel, strides, dilations, pads, group) in [
+            (vec![3, 4], vec![3, 2], vec![2, 3], vec![1, 2], vec![1, 0, 2, 1], 1),
+            (vec![5], vec![4], vec![3], vec![2], vec![3, 0], 2),
+            (vec![2, 2, 3], vec![2, 1, 3], vec![1, 2, 2], vec![1, 1, 3], vec![0, 1, 2, 1, 0, 3], 1),
+        ] {
+            let w_shape = [&[2 * group, 2][..], &kernel].concat();
+            let n = w_shape.iter().product();
+            let w = ArrayD::from_shape_vec(IxDyn(&w_shape), (1..=n).map(|v| v as f32).collect()).unwrap();
+            let conv_transpose = ConvTransposeAttrs { strides, dilations, pads, group, ..Default::default() };
+            let attrs = ConvMatrixAttrs { input_shape: input, conv_transpose };
+            let built = conv_matrix(&attrs, &w.view()).unwrap();
+            assert_eq!(attrs.nnz(&Shape(w_shape.clone())).unwrap(), built.nnz(), "{attrs:?}");
+        }
+    }
 }

@@ -157,10 +157,9 @@ const ATTRIBUTE_MAX: i64 = i32::MAX as i64;
 
 /// Converts a size computed in i128 back, refusing what does not fit comfortably in i64.
 fn fits(v: i128, axis: usize) -> Result<i64, OpError> {
-    i64::try_from(v)
-        .ok()
-        .filter(|v| v.abs() < i64::MAX / 4)
-        .ok_or_else(|| OpError::attr("pads", format!("make spatial axis {axis} overflow ({v} elements)")))
+    i64::try_from(v).ok().filter(|v| v.abs() < i64::MAX / 4).ok_or_else(|| {
+        OpError::attr("strides", format!("with the dilations, pads and sizes make spatial axis {axis} overflow ({v})"))
+    })
 }
 
 fn per_axis(name: &'static str, v: &[usize], rank: usize) -> Result<Vec<usize>, OpError> {
@@ -353,10 +352,10 @@ impl ConvTransposeAttrs {
             .map(|i| {
                 let (input, kernel) = (x.dims()[2 + i], w.dims()[2 + i]);
                 let (stride, dilation, op) = (c.strides[i], c.dilations[i], output_padding[i]);
-                if op >= stride && op >= dilation {
+                if op >= stride {
                     return Err(OpError::attr(
                         "output_padding",
-                        format!("{op} on spatial axis {i} must be smaller than the stride {stride} or the dilation {dilation}"),
+                        format!("{op} on spatial axis {i} must be smaller than the stride {stride}"),
                     ));
                 }
                 let full = fits(
@@ -365,10 +364,9 @@ impl ConvTransposeAttrs {
                 )?;
                 let upper = self.auto_pad == AutoPad::SameUpper;
                 let (pad_begin, pad_end) = match (output_shape, self.auto_pad) {
-                    (Some(target), AutoPad::NotSet | AutoPad::SameUpper | AutoPad::SameLower) => {
-                        split_total(fits(full as i128 - target[i] as i128, i)?, upper)
-                    }
-                    (_, AutoPad::Valid) => (0, 0),
+                    // output_shape takes precedence over every auto_pad mode (as onnxruntime does).
+                    (Some(target), _) => split_total(fits(full as i128 - target[i] as i128, i)?, upper),
+                    (None, AutoPad::Valid) => (0, 0),
                     (None, AutoPad::NotSet) => (c.pads[i], c.pads[rank + i]),
                     (None, AutoPad::SameUpper | AutoPad::SameLower) => {
                         split_total(fits(full as i128 - input as i128 * stride as i128, i)?, upper)
@@ -376,8 +374,9 @@ impl ConvTransposeAttrs {
                 };
                 let output = full - pad_begin - pad_end;
                 if output < 1 {
+                    let culprit = if output_shape.is_some() { "output_shape" } else { "pads" };
                     return Err(OpError::attr(
-                        "pads",
+                        culprit,
                         format!("make the output size {output} on spatial axis {i}; it must be at least 1"),
                     ));
                 }
@@ -442,7 +441,10 @@ mod tests {
         assert_eq!((g[0].pad_begin, g[0].pad_end), (0, 1));
         // ONNX example: output_shape [10, 8] with strides [3, 2] on a 3×3 input and 3×3 kernel.
         let os = ConvTransposeAttrs { strides: vec![3, 2], output_shape: vec![10, 8], ..Default::default() };
-        assert_eq!(infer_ct(os, &[1, 1, 3, 3], &[1, 2, 3, 3]).unwrap(), vec![1, 2, 10, 8]);
+        assert_eq!(infer_ct(os.clone(), &[1, 1, 3, 3], &[1, 2, 3, 3]).unwrap(), vec![1, 2, 10, 8]);
+        // output_shape wins over auto_pad, VALID included.
+        let valid = ConvTransposeAttrs { auto_pad: AutoPad::Valid, ..os };
+        assert_eq!(infer_ct(valid, &[1, 1, 3, 3], &[1, 2, 3, 3]).unwrap(), vec![1, 2, 10, 8]);
     }
 
     #[test]
@@ -461,6 +463,9 @@ mod tests {
             Err(OpError::Attribute { name: "strides", .. })
         ));
         let op = ConvTransposeAttrs { strides: vec![2], output_padding: vec![2], ..Default::default() };
+        assert!(matches!(infer_ct(op, &[1, 1, 3], &[1, 1, 2]), Err(OpError::Attribute { name: "output_padding", .. })));
+        // ≥ stride is refused even when smaller than the dilation (onnxruntime and the ONNX reference agree).
+        let op = ConvTransposeAttrs { dilations: vec![3], output_padding: vec![2], ..Default::default() };
         assert!(matches!(infer_ct(op, &[1, 1, 3], &[1, 1, 2]), Err(OpError::Attribute { name: "output_padding", .. })));
         let grouped = ConvTransposeAttrs { group: 2, ..Default::default() };
         assert!(matches!(infer_ct(grouped, &[1, 3, 3], &[3, 1, 2]), Err(OpError::Attribute { name: "group", .. })));

@@ -120,10 +120,13 @@ impl OpRule for FlattenAttrs {
     }
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
         let x = inputs[0];
-        // Flatten allows axis == rank (everything in the rows).
-        let axis = normalize_axis(self.axis, x.rank() + 1)
-            .filter(|_| self.axis >= -(x.rank() as i64))
-            .ok_or_else(|| OpError::attr("axis", format!("{} is out of range for rank {}", self.axis, x.rank())))?;
+        // Flatten takes axis in [−rank, rank]; a negative axis counts from rank.
+        let rank = x.rank() as i64;
+        let resolved = if self.axis < 0 { self.axis + rank } else { self.axis };
+        if !(0..=rank).contains(&resolved) {
+            return Err(OpError::attr("axis", format!("{} is out of range for rank {}", self.axis, x.rank())));
+        }
+        let axis = resolved as usize;
         let rows = Shape(x.dims()[..axis].to_vec()).numel();
         let cols = Shape(x.dims()[axis..].to_vec()).numel();
         Ok(vec![Shape(vec![rows, cols])])
@@ -285,6 +288,9 @@ impl SliceAttrs {
                 return Err(OpError::attr(name, format!("has {len} values but starts has {n}")));
             }
         }
+        if self.axes.is_empty() && n > x.rank() {
+            return Err(OpError::attr("starts", format!("has {n} values but the input has only {} axes", x.rank())));
+        }
         let mut out: Vec<SliceAxis> = x.dims().iter().map(|&d| SliceAxis { start: 0, step: 1, len: d }).collect();
         let mut seen = vec![false; x.rank()];
         for i in 0..n {
@@ -433,6 +439,10 @@ mod tests {
     fn flatten_and_transpose() {
         assert_eq!(FlattenAttrs { axis: 0 }.infer(&[&s(&[2, 3])]).unwrap()[0], s(&[1, 6]));
         assert_eq!(FlattenAttrs { axis: 2 }.infer(&[&s(&[2, 3])]).unwrap()[0], s(&[6, 1]));
+        // ONNX: a negative axis counts from the rank.
+        assert_eq!(FlattenAttrs { axis: -1 }.infer(&[&s(&[2, 3, 4])]).unwrap()[0], s(&[6, 4]));
+        assert_eq!(FlattenAttrs { axis: -3 }.infer(&[&s(&[2, 3, 4])]).unwrap()[0], s(&[1, 24]));
+        assert!(FlattenAttrs { axis: -4 }.infer(&[&s(&[2, 3, 4])]).is_err());
         assert_eq!(TransposeAttrs::default().infer(&[&s(&[2, 3, 4])]).unwrap()[0], s(&[4, 3, 2]));
         assert!(TransposeAttrs { perm: vec![0, 0] }.infer(&[&s(&[2, 3])]).is_err());
     }

@@ -30,7 +30,7 @@ impl OpRule for ZeroInsertAttrs {
         }
         let mut out = x.dims()[..2].to_vec();
         for (&d, &s) in x.dims()[2..].iter().zip(&self.strides) {
-            out.push((d - 1).saturating_mul(s).saturating_add(1));
+            out.push(if d == 0 { 0 } else { (d - 1).saturating_mul(s).saturating_add(1) });
         }
         Ok(vec![Shape(out)])
     }
@@ -133,8 +133,9 @@ impl OpRule for Col2ImAttrs {
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
         let x = inputs[0];
         let axes = self.axes()?;
-        let block: usize = axes.iter().map(|a| a.block).product();
-        let positions: usize = axes.iter().map(|a| a.positions).product();
+        let overflow = || OpError::attr("block_shape", "block and image sizes overflow");
+        let block = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.block)).ok_or_else(overflow)?;
+        let positions = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.positions)).ok_or_else(overflow)?;
         if x.rank() != 3 || x.dims()[1] % block != 0 || x.dims()[2] != positions {
             return Err(OpError::shape(
                 "input",
@@ -207,7 +208,10 @@ impl OpRule for SubpixelKernelAttrs {
         {
             return Err(OpError::attr("strides", "strides and dilations need one value ≥ 1 per spatial axis"));
         }
-        if self.group == 0 || w.dims()[0] % self.group != 0 || w.dims()[2..].contains(&0) {
+        if w.dims()[2..].contains(&0) {
+            return Err(OpError::shape("W", "a non-empty kernel", w));
+        }
+        if self.group == 0 || w.dims()[0] % self.group != 0 {
             return Err(OpError::attr(
                 "group",
                 format!("{} does not divide the {} input channels", self.group, w.dims()[0]),

@@ -28,16 +28,22 @@ impl ConvMatrixAttrs {
     /// lands inside the output.
     pub fn nnz(&self, w: &Shape) -> Result<usize, OpError> {
         let geometry = self.conv_transpose.geometry(&self.x_shape(w), w)?;
-        let pairs: usize = geometry
-            .iter()
-            .map(|a| {
-                (0..a.input)
-                    .flat_map(|i| (0..a.kernel).map(move |k| (i * a.stride + k * a.dilation) as i64 - a.pad_begin))
-                    .filter(|&o| (0..a.output as i64).contains(&o))
-                    .count()
-            })
-            .product();
-        Ok(w.dims()[0] * w.dims()[1] * pairs)
+        // Per axis and tap k, the inputs i with 0 ≤ i·s + k·d − pad_begin < out form one interval.
+        let pairs = geometry.iter().try_fold(1usize, |acc, a| {
+            let (s, pb, out, last) = (a.stride as i128, a.pad_begin as i128, a.output as i128, a.input as i128 - 1);
+            let count: i128 = (0..a.kernel as i128)
+                .map(|k| {
+                    let shift = k * a.dilation as i128 - pb;
+                    let lo = (-shift).div_euclid(s) + i128::from((-shift).rem_euclid(s) != 0);
+                    let hi = (out - 1 - shift).div_euclid(s);
+                    (hi.min(last) - lo.max(0) + 1).max(0)
+                })
+                .sum();
+            acc.checked_mul(usize::try_from(count).ok()?)
+        });
+        pairs
+            .and_then(|p| p.checked_mul(w.dims()[0])?.checked_mul(w.dims()[1]))
+            .ok_or_else(|| OpError::attr("input_shape", "the matrix would have more entries than can be counted"))
     }
 }
 
