@@ -12,6 +12,8 @@ pub enum Subject {
     Node(String),
     /// A value (graph input, initializer or node output), by name.
     Value(String),
+    /// A name defined twice: the second definition is the one to point at.
+    Duplicate(String),
 }
 
 /// Why a model cannot be loaded or a graph cannot be built.
@@ -134,13 +136,14 @@ impl Error {
     pub fn subject(&self) -> Option<Subject> {
         match self {
             Error::Io { .. } | Error::Syntax { .. } => None,
-            Error::DuplicateNode { name } => Some(Subject::Node(name.clone())),
+            Error::DuplicateNode { name } | Error::DuplicateValue { name, .. } => {
+                Some(Subject::Duplicate(name.clone()))
+            }
             Error::UnknownValue { node, .. } | Error::Op { node, .. } | Error::OutputCount { node, .. } => {
                 Some(Subject::Node(node.clone()))
             }
             Error::Cycle { nodes } => nodes.first().map(|n| Subject::Node(n.clone())),
-            Error::DuplicateValue { name, .. }
-            | Error::UnknownOutput { name }
+            Error::UnknownOutput { name }
             | Error::TooLarge { name, .. }
             | Error::Initializer { name, .. }
             | Error::Input { name, .. } => Some(Subject::Value(name.clone())),

@@ -259,15 +259,15 @@ pub fn save(graph: &Graph, path: &Path) -> Result<()> {
 /// 1-based line and column where model text defines `subject` (`name: "…"`), else where it first
 /// mentions it as a string.
 pub fn locate(text: &str, subject: &Subject) -> Option<(usize, usize)> {
-    let name = match subject {
-        Subject::Node(n) | Subject::Value(n) => n,
+    let (name, nth) = match subject {
+        Subject::Node(n) | Subject::Value(n) => (n, 0),
+        Subject::Duplicate(n) => (n, 1),
     };
     let quoted = format!("\"{name}\"");
-    let offset = text
-        .match_indices(&quoted)
-        .find(|(i, _)| text[..*i].trim_end().ends_with("name:"))
-        .or_else(|| text.match_indices(&quoted).next())
-        .map(|(i, _)| i)?;
+    let defining: Vec<usize> =
+        text.match_indices(&quoted).map(|(i, _)| i).filter(|&i| text[..i].trim_end().ends_with("name:")).collect();
+    let anywhere: Vec<usize> = text.match_indices(&quoted).map(|(i, _)| i).collect();
+    let offset = defining.get(nth).or(anywhere.get(nth)).or(defining.first()).or(anywhere.first()).copied()?;
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
@@ -311,6 +311,13 @@ mod tests {
     fn locate_finds_the_definition() {
         assert_eq!(locate(TINY, &Subject::Node("up".into())), Some((3, 17)));
         assert_eq!(locate(TINY, &Subject::Value("y".into())), Some((3, 89)));
+    }
+
+    #[test]
+    fn duplicates_point_at_the_second_definition() {
+        let text = "(name: \"a\")\n(name: \"a\")";
+        assert_eq!(locate(text, &Subject::Duplicate("a".into())), Some((2, 8)));
+        assert_eq!(locate(text, &Subject::Node("a".into())), Some((1, 8)));
     }
 
     #[test]
