@@ -44,6 +44,8 @@ const VERIFIED: &[&str] = &[
     "batchnorm-after-biased-convtranspose-folds-into-convtranspose",
     "conv-after-nearest-upsample-is-subpixel-conv",
     "biased-conv-after-nearest-upsample-is-subpixel-conv",
+    "channel-bias-commutes-with-crop",
+    "channel-bias-commutes-with-depth-to-space",
 ];
 
 struct Case {
@@ -111,6 +113,20 @@ fn bias_is_add() {
         .node(Op::ConvTranspose(attrs), &["x", "w", "b"], "y")
         .graph("y");
     verify("convtranspose-bias-is-add", &g, &AvoidFusedBias, &[]);
+}
+
+/// Prefers an Add whose first input is not a layout op (the bias moved before the crop or interleave).
+struct AddLast;
+
+impl CostModel for AddLast {
+    fn node_cost(&self, egraph: &strider_rewrite::TensorGraph, node: &Node) -> Option<f64> {
+        let late = node.op_name().is_some_and(|op| op.as_str() == "Add")
+            && egraph[node.children()[1]]
+                .nodes
+                .iter()
+                .all(|n| n.op_name().is_some_and(|o| o.as_str() == "Pad" || o.as_str() == "DepthToSpace"));
+        Some(if late { 1e9 } else { 1.0 })
+    }
 }
 
 /// Prefers a ConvTranspose without bias input (the rule's right-hand side).
@@ -269,6 +285,35 @@ proptest::proptest! {
             .node(pointwise, &["x", "w"], "y")
             .graph("y");
         verify("conv-1x1-is-matmul", &g, &Flops::default(), &["Conv"]);
+    }
+
+    #[test]
+    fn channel_bias_commutes_with_crop_and_interleave(
+        spatial in proptest::collection::vec(3usize..=5, 1..=3),
+        channels in 1usize..=3,
+        block in 1usize..=3,
+        crops in proptest::collection::vec((0i64..=1, 0i64..=1), 3),
+        batch in 1usize..=2,
+    ) {
+        let rank = spatial.len();
+        let mut bias_shape = vec![channels];
+        bias_shape.extend(vec![1; rank]);
+        let pads = [vec![0, 0], crops[..rank].iter().map(|c| -c.0).collect(), vec![0, 0], crops[..rank].iter().map(|c| -c.1).collect()].concat();
+        let crop = Op::Pad(PadAttrs { pads, ..Default::default() });
+        let g = Case::new(&[&[batch, channels][..], &spatial].concat())
+            .weight("b", &bias_shape)
+            .node(crop, &["x"], "c")
+            .node(Op::Add, &["c", "b"], "y")
+            .graph("y");
+        verify("channel-bias-commutes-with-crop", &g, &AddLast, &[]);
+        let phases = block.pow(rank as u32);
+        let d2s = Op::DepthToSpace(strider_ir::op::DepthToSpaceAttrs { blocksize: block, mode: strider_ir::op::DepthToSpaceMode::CRD });
+        let g = Case::new(&[&[batch, channels * phases][..], &spatial].concat())
+            .weight("b", &bias_shape)
+            .node(d2s, &["x"], "d")
+            .node(Op::Add, &["d", "b"], "y")
+            .graph("y");
+        verify("channel-bias-commutes-with-depth-to-space", &g, &AddLast, &[]);
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! MatMul.
 
 use egg::{Id, rewrite};
-use strider_ir::op::{ReshapeAttrs, TransposeAttrs};
+use ndarray::{ArrayD, IxDyn};
+use strider_ir::format::DataSpec;
+use strider_ir::op::{DepthToSpaceMode, ReshapeAttrs, TransposeAttrs};
 use strider_ir::{Op, Shape};
 
 use super::{Lower, Matched, Rule};
+use crate::analysis::{Constant, add_const};
 
 /// The clean-up table.
 pub fn rules() -> Vec<Rule> {
@@ -19,6 +22,8 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("transpose-transpose-is-transpose"; "(Transpose ?a (Transpose ?b ?x))" => { Lower::new(&["?a", "?b", "?x"], transpose_transpose) }),
         rewrite!("conv-add-channel-bias-is-conv-bias"; "(Add ?a (Conv ?c ?x ?w) ?b)" => { Lower::new(&["?a", "?c", "?x", "?w", "?b"], fold_bias) }),
         rewrite!("conv-1x1-is-matmul"; "(Conv ?a ?x ?w)" => { Lower::new(&["?a", "?x", "?w"], pointwise_matmul) }),
+        rewrite!("channel-bias-commutes-with-crop"; "(Add ?a (Pad ?p ?x) ?b)" => { Lower::new(&["?a", "?p", "?x", "?b"], bias_before_crop) }),
+        rewrite!("channel-bias-commutes-with-depth-to-space"; "(Add ?a (DepthToSpace ?d ?x) ?b)" => { Lower::new(&["?a", "?d", "?x", "?b"], bias_before_interleave) }),
     ]
 }
 
@@ -86,14 +91,7 @@ fn fold_bias(m: &mut Matched) -> Option<Id> {
     let conv = m.egraph[conv_attrs].data.attrs.clone()?;
     let Op::Conv(_) = conv else { return None };
     let out = conv.infer(&[&m.shape(x)?, &m.shape(w)?]).ok()?.remove(0);
-    let channels = out.dims()[1];
-    let bias = m.shape(b)?;
-    let per_channel = |s: &[usize]| s.first() == Some(&channels) && s[1..].iter().all(|&d| d == 1);
-    let fits = (bias.rank() == out.rank() - 1 && per_channel(bias.dims()))
-        || (bias.rank() == out.rank() && bias.dims()[0] == 1 && per_channel(&bias.dims()[1..]));
-    if !fits || !m.egraph[b].data.constant {
-        return None;
-    }
+    let channels = channel_bias(&m.shape(b)?, &out).filter(|_| m.egraph[b].data.constant)?;
     let flat = m.reshape(b, &[channels], "bias")?;
     m.add(conv, &[x, w, flat], "conv")
 }
@@ -116,4 +114,51 @@ fn pointwise_matmul(m: &mut Matched) -> Option<Id> {
     let xm = m.reshape(x, &[n, c, l], "x_matrix")?;
     let product = m.add(Op::MatMul, &[wm, xm], "matmul")?;
     m.reshape(product, &[&[n, mo][..], &xs.dims()[2..]].concat(), "image")
+}
+
+/// Channels of a per-channel bias for an (N, C, spatial…) value: shape [C, 1, …] or [1, C, 1, …].
+fn channel_bias(bias: &Shape, value: &Shape) -> Option<usize> {
+    let c = *value.dims().get(1)?;
+    let per_channel = |s: &[usize]| s.first() == Some(&c) && s[1..].iter().all(|&d| d == 1);
+    let fits = (bias.rank() + 1 == value.rank() && per_channel(bias.dims()))
+        || (bias.rank() == value.rank() && bias.dims()[0] == 1 && per_channel(&bias.dims()[1..]));
+    fits.then_some(c)
+}
+
+/// Add(Pad(x, crop), b) = Pad(Add(x, b), crop) for a per-channel bias b when the Pad only crops spatial
+/// axes (pads ≤ 0, none on N or C): cropping keeps positions, and every kept position gets b either way.
+fn bias_before_crop(m: &mut Matched) -> Option<Id> {
+    let (pad_attrs, x, b) = (m.inputs[0], m.inputs[1], m.inputs[2]);
+    let pad = m.egraph[pad_attrs].data.attrs.clone()?;
+    let Op::Pad(p) = &pad else { return None };
+    let rank = m.shape(x)?.rank();
+    let crop_only = p.pads.iter().all(|&v| v <= 0) && [0, 1, rank, rank + 1].iter().all(|&i| p.pads.get(i) == Some(&0));
+    channel_bias(&m.shape(b)?, &m.shape(x)?).filter(|_| crop_only)?;
+    let biased = m.add(Op::Add, &[x, b], "bias_first")?;
+    m.add(pad, &[biased], "crop")
+}
+
+/// Add(DepthToSpace_CRD(x, s), b) = DepthToSpace_CRD(Add(x, b′), s) where b′ repeats each channel's bias
+/// over its s^d sub-pixel channels (CRD: channel c·s^d + r becomes channel c): the interleave only
+/// moves elements. Condition: b is a per-channel bias.
+fn bias_before_interleave(m: &mut Matched) -> Option<Id> {
+    let (d2s_attrs, x, b) = (m.inputs[0], m.inputs[1], m.inputs[2]);
+    let d2s = m.egraph[d2s_attrs].data.attrs.clone()?;
+    let Op::DepthToSpace(attrs) = &d2s else { return None };
+    if attrs.mode != DepthToSpaceMode::CRD {
+        return None;
+    }
+    let xs = m.shape(x)?;
+    let out = d2s.infer(&[&xs]).ok()?.remove(0);
+    let channels = channel_bias(&m.shape(b)?, &out)?;
+    let spatial = xs.rank() - 2;
+    let phases = attrs.blocksize.checked_pow(spatial as u32)?;
+    let name = format!("{}.phase_ones", m.name);
+    let ones = Constant { data: ArrayD::from_elem(IxDyn(&[1, phases]), 1.0), spec: DataSpec::Fill(1.0) };
+    let ones = add_const(m.egraph, &name, ones);
+    let column = m.reshape(b, &[channels, 1], "bias_column")?;
+    let repeated = m.add(Op::Mul, &[column, ones], "bias_repeated")?;
+    let per_phase = m.reshape(repeated, &[&[channels * phases][..], &vec![1; spatial]].concat(), "phase_bias")?;
+    let biased = m.add(Op::Add, &[x, per_phase], "bias_first")?;
+    m.add(d2s, &[biased], "interleave")
 }
