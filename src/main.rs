@@ -40,9 +40,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Lower and optimize a model with equality saturation, then extract the cheapest graph for a cost
-    /// model and write it as a runnable model.
+    /// Lower a model for a cost model or target and write the result as a runnable model.
     ///
+    /// Saturates an e-graph with every rewrite rule, then extracts the cheapest graph for the cost
+    /// model.
     /// Every ConvTranspose lowering (zero insertion, GEMM + col2im, sub-pixel, MatMul forms) lives in
     /// one e-graph; --cost picks the variant. The written model keeps the original's input and output
     /// names and shapes, so `strider run` feeds both the same inputs.
@@ -66,8 +67,11 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
-    /// For every ConvTranspose and Upsample, every lowering the e-graph holds, its FLOPs, bytes and
-    /// cost under each cost model, and which one each model picks; and the e-graph's size per iteration.
+    /// Show every lowering of each ConvTranspose and Upsample with its cost under each model.
+    ///
+    /// For every ConvTranspose and Upsample: every lowering the e-graph holds, its FLOPs, bytes and
+    /// cost under each cost model, and which one each model picks; and the e-graph's size per
+    /// iteration.
     Explore {
         #[command(flatten)]
         model: ModelArgs,
@@ -86,9 +90,11 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
-    /// Check every lowering on your model: for each ConvTranspose and Upsample and each lowering that
-    /// applies, run the model with that node lowered on the same inputs as the original and compare
-    /// every output; also the graphs `optimize` emits for flops, memory and each --target.
+    /// Check that every lowering computes what the original model computes.
+    ///
+    /// For each ConvTranspose and Upsample and each lowering that applies, run the model with that
+    /// node lowered on the same inputs as the original and compare every output; also the graphs
+    /// `optimize` emits for flops, memory and each --target.
     ///
     /// Exits with 1 when any comparison fails, so it can gate a CI pipeline.
     Check {
@@ -121,9 +127,11 @@ enum Command {
         #[command(flatten)]
         saturation: SaturationArgs,
     },
-    /// Write a research report: for each ConvTranspose configuration — the layers of a model, or a sweep
-    /// of stride, input size or kernel size (see examples/sweeps/) — every lowering's FLOPs, bytes,
-    /// interpreter time and error, as Markdown, JSON and SVG charts against the layer or swept value.
+    /// Write a research report (Markdown, JSON, SVG charts) of every lowering's cost.
+    ///
+    /// For each ConvTranspose configuration — the layers of a model, or a sweep of stride, input
+    /// size or kernel size (see examples/sweeps/) — every lowering's FLOPs, bytes, interpreter time
+    /// and error, charted against the layer or swept value.
     Study {
         /// A model (.ron) or a sweep file (.ron with a `vary` field).
         input: PathBuf,
