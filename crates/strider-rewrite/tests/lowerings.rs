@@ -100,7 +100,11 @@ fn graph(c: &Case) -> Graph {
 /// Lowers with one family alone and returns the lowered graph (ConvTranspose avoided wherever a rule
 /// of the family applies).
 fn lower(original: &Graph, family: Lowering) -> Graph {
-    let mut rules = family.rules();
+    lower_with(original, family.rules())
+}
+
+/// Lowers with the given rules (plus the support rules), avoiding ConvTranspose.
+fn lower_with(original: &Graph, mut rules: Vec<strider_rewrite::Rule>) -> Graph {
     rules.extend(support_rules());
     let saturated = saturate(original, &rules, &RunLimits::default());
     let flops = Flops::default();
@@ -113,11 +117,20 @@ fn outputs(g: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> ArrayD<f32> {
 }
 
 fn check(c: &Case, family: Lowering, must_lower: bool) -> Result<(), TestCaseError> {
+    check_lowered(c, family.name(), must_lower, |g| lower(g, family))
+}
+
+fn check_lowered(
+    c: &Case,
+    family: &str,
+    must_lower: bool,
+    lower: impl Fn(&Graph) -> Graph,
+) -> Result<(), TestCaseError> {
     let original = graph(c);
-    let lowered = lower(&original, family);
+    let lowered = lower(&original);
     let remaining = lowered.nodes().filter(|(_, n)| matches!(n.op, Op::ConvTranspose(_))).count();
     if must_lower {
-        prop_assert_eq!(remaining, 0, "{} left a ConvTranspose:\n{}", family.name(), describe(&lowered));
+        prop_assert_eq!(remaining, 0, "{} left a ConvTranspose:\n{}", family, describe(&lowered));
     }
     let mut inputs = HashMap::new();
     feeds::fill_missing(&original, c.seed, &mut inputs);
@@ -125,14 +138,7 @@ fn check(c: &Case, family: Lowering, must_lower: bool) -> Result<(), TestCaseErr
     prop_assert_eq!(want.shape(), got.shape());
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     let worst = want.iter().zip(got.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    prop_assert!(
-        worst <= 1e-4 * scale,
-        "{}: max error {} (scale {})\n{}",
-        family.name(),
-        worst,
-        scale,
-        describe(&lowered)
-    );
+    prop_assert!(worst <= 1e-4 * scale, "{}: max error {} (scale {})\n{}", family, worst, scale, describe(&lowered));
     Ok(())
 }
 
@@ -162,6 +168,19 @@ proptest! {
     #[test]
     fn subpixel_conv_equals_conv_transpose(c in case()) {
         check(&c, Lowering::Subpixel, true)?;
+    }
+
+    #[test]
+    fn exact_phase_convs_equal_conv_transpose(c in case()) {
+        let rule = || strider_rewrite::rules::all().into_iter().filter(|r| r.name.as_str().ends_with("convtranspose-to-exact-phase-convs")).collect();
+        // Legal when every output length is a multiple of its stride and every phase has a tap.
+        let original = graph(&c);
+        let out = original.shape(original.outputs()[0]).dims()[2..].to_vec();
+        let multiple = out.iter().zip(&c.attrs.strides).all(|(o, s)| o % s == 0);
+        let covered = c.kernel.iter().zip(&c.attrs.strides).zip(&c.attrs.dilations).all(|((&k, &s), &d)| {
+            (0..s).all(|r| (0..k).any(|t| (t * d) % s == r))
+        });
+        check_lowered(&c, "exact-phases", multiple && covered, |g| lower_with(g, rule()))?;
     }
 
     #[test]

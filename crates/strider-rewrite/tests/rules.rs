@@ -25,6 +25,8 @@ const VERIFIED: &[&str] = &[
     "convtranspose-to-gemm-col2im",
     "convtranspose-to-sparse-matrix-transpose",
     "convtranspose-to-subpixel-conv",
+    "convtranspose-to-exact-phase-convs",
+    "biased-convtranspose-to-exact-phase-convs",
     "convtranspose-1x1-input-to-matmul",
     "convtranspose-kernel-equals-stride-to-matmul",
     "convtranspose-bias-is-add",
@@ -160,6 +162,20 @@ fn each_lowering_fires_on_a_strided_grouped_case() {
         .node(Op::ConvTranspose(ConvTransposeAttrs::default()), &["x", "w"], "y")
         .graph("y");
     verify("convtranspose-1x1-input-to-matmul", &dcgan, &Flops::default(), &["ConvTranspose"]);
+    let dcgan_layer =
+        ConvTransposeAttrs { strides: vec![2, 3], pads: vec![1, 1, 1, 1], group: 2, ..Default::default() };
+    let g = Case::new(&[2, 4, 3, 2])
+        .weight("w", &[4, 3, 4, 5])
+        .node(Op::ConvTranspose(dcgan_layer), &["x", "w"], "y")
+        .graph("y");
+    verify("convtranspose-to-exact-phase-convs", &g, &Flops::default(), &["ConvTranspose"]);
+    let biased_layer = ConvTransposeAttrs { strides: vec![3], pads: vec![2, 1], ..Default::default() };
+    let g = Case::new(&[1, 2, 4])
+        .weight("w", &[2, 3, 6])
+        .weight("b", &[3])
+        .node(Op::ConvTranspose(biased_layer), &["x", "w", "b"], "y")
+        .graph("y");
+    verify("biased-convtranspose-to-exact-phase-convs", &g, &Flops::default(), &["ConvTranspose"]);
     let unet_attrs = ConvTransposeAttrs { strides: vec![2, 2], ..Default::default() };
     let unet = Case::new(&[1, 4, 3, 5])
         .weight("w", &[4, 2, 2, 2])

@@ -1,7 +1,7 @@
 //! Kernels of the ops that lowerings introduce: `ZeroInsert`, `Col2Im` and `SubpixelKernel`.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Slice};
-use strider_ir::op::{Col2ImAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
+use strider_ir::op::{Col2ImAttrs, PhaseKernelAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 
 use super::{KernelError, cartesian};
 
@@ -87,6 +87,37 @@ pub fn subpixel_kernel(w: &ArrayViewD<f32>, attrs: &SubpixelKernelAttrs, out_sha
                 None => return 0.0,
             }
             r /= s;
+        }
+        w[IxDyn(&src)]
+    })
+}
+
+/// See [`PhaseKernelAttrs`]: out[g·M/g + m, c, t] = W[g·C/g + c, m, k] for the tap k of this phase
+/// whose offset ⌊k·d/s⌋ is J − t on every axis (zero where no tap has that offset).
+pub fn phase_kernel(w: &ArrayViewD<f32>, attrs: &PhaseKernelAttrs, out_shape: &[usize]) -> ArrayD<f32> {
+    let kernel = &w.shape()[2..];
+    let highest: Vec<usize> = attrs.offsets(kernel).map(|o| o.iter().map(|(_, hi)| *hi).collect()).unwrap_or_default();
+    // lookup[a][t] = the tap k on axis a at position t of the phase window.
+    let lookup: Vec<Vec<Option<usize>>> = (0..kernel.len())
+        .map(|a| {
+            let (s, d, r) = (attrs.strides[a], attrs.dilations[a], attrs.phase[a]);
+            let mut table = vec![None; out_shape[2 + a]];
+            for k in (0..kernel[a]).filter(|k| (k * d) % s == r) {
+                table[highest[a] - k * d / s] = Some(k);
+            }
+            table
+        })
+        .collect();
+    let (c_per_group, m_per_group) = (w.shape()[0] / attrs.group, w.shape()[1]);
+    let mut src = vec![0usize; w.ndim()];
+    ArrayD::from_shape_fn(IxDyn(out_shape), |ix| {
+        src[0] = (ix[0] / m_per_group) * c_per_group + ix[1];
+        src[1] = ix[0] % m_per_group;
+        for a in 0..kernel.len() {
+            match lookup[a][ix[2 + a]] {
+                Some(k) => src[2 + a] = k,
+                None => return 0.0,
+            }
         }
         w[IxDyn(&src)]
     })

@@ -132,6 +132,7 @@ pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) 
         Op::Col2Im(a) => lowering::col2im(x(), a, output_shapes[0].dims())?,
         Op::SubpixelKernel(a) => lowering::subpixel_kernel(x(), a, output_shapes[0].dims()),
         Op::ResizeConvKernel(a) => lowering::resize_conv_kernel(x(), a, output_shapes[0].dims()),
+        Op::PhaseKernel(a) => lowering::phase_kernel(x(), a, output_shapes[0].dims()),
         Op::ConvMatrix(_) | Op::SparseMatMul(_) => {
             return Err(KernelError::Unsupported(format!("{} has sparse operands; use `eval`", op.name())));
         }

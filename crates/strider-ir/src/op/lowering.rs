@@ -286,3 +286,69 @@ impl OpRule for ResizeConvKernelAttrs {
         0
     }
 }
+
+/// `PhaseKernel`: the taps of a ConvTranspose weight (C, M/group, k…) that serve one output phase r
+/// (per axis, the taps k with k·d ≡ r mod s), as the weight (M, C/group, L…) of a stride-1 Conv:
+/// tap t holds W[k] for ⌊k·d/s⌋ = J − t, where J is the largest such offset and L = J − J₀ + 1.
+/// Unlike `SubpixelKernel`, each phase keeps only its own window, so no tap is padding.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseKernelAttrs {
+    /// ConvTranspose strides.
+    pub strides: Vec<usize>,
+    /// ConvTranspose dilations.
+    pub dilations: Vec<usize>,
+    /// ConvTranspose group.
+    pub group: usize,
+    /// The phase r per spatial axis (each below its stride).
+    pub phase: Vec<usize>,
+}
+
+impl PhaseKernelAttrs {
+    /// Per axis, the smallest and largest offset ⌊k·d/s⌋ among the taps of this phase, or `None` when
+    /// the phase has no tap on some axis.
+    pub fn offsets(&self, kernel: &[usize]) -> Option<Vec<(usize, usize)>> {
+        (0..kernel.len())
+            .map(|a| {
+                let (s, d, r) = (self.strides[a], self.dilations[a], self.phase[a]);
+                let js = (0..kernel[a]).filter(|k| (k * d) % s == r).map(|k| k * d / s);
+                let (lo, hi) = js.fold((usize::MAX, 0), |(lo, hi), j| (lo.min(j), hi.max(j)));
+                (lo != usize::MAX).then_some((lo, hi))
+            })
+            .collect()
+    }
+}
+
+impl OpRule for PhaseKernelAttrs {
+    fn input_names(&self) -> &'static [&'static str] {
+        &["W"]
+    }
+    fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
+        let w = inputs[0];
+        let rank = self.strides.len();
+        if w.rank() != rank + 2 || !(1..=3).contains(&rank) || w.dims()[2..].contains(&0) {
+            return Err(OpError::shape("W", format!("(C, M/group, k…) with {rank} spatial axes"), w));
+        }
+        let lengths_ok = self.dilations.len() == rank && self.phase.len() == rank;
+        if !lengths_ok || self.strides.contains(&0) || self.dilations.contains(&0) {
+            return Err(OpError::attr("strides", "strides, dilations and phase need one value per axis; no zero"));
+        }
+        if self.phase.iter().zip(&self.strides).any(|(r, s)| r >= s) {
+            return Err(OpError::attr("phase", "each phase must be smaller than its stride"));
+        }
+        if self.group == 0 || w.dims()[0] % self.group != 0 {
+            return Err(OpError::attr(
+                "group",
+                format!("{} does not divide the {} input channels", self.group, w.dims()[0]),
+            ));
+        }
+        let offsets =
+            self.offsets(&w.dims()[2..]).ok_or_else(|| OpError::attr("phase", "no kernel tap serves this phase"))?;
+        let mut out = vec![w.dims()[1] * self.group, w.dims()[0] / self.group];
+        out.extend(offsets.iter().map(|(lo, hi)| hi - lo + 1));
+        Ok(vec![Shape(out)])
+    }
+    fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
+        0
+    }
+}

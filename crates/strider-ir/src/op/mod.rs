@@ -23,7 +23,9 @@ pub use layout::{
     ConcatAttrs, DepthToSpaceAttrs, DepthToSpaceMode, FlattenAttrs, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs,
     SliceAxis, TransposeAttrs,
 };
-pub use lowering::{Col2ImAttrs, Col2ImAxis, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
+pub use lowering::{
+    Col2ImAttrs, Col2ImAxis, PhaseKernelAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs,
+};
 pub use matmul::MatMulDims;
 pub use norm::BatchNormAttrs;
 pub use resize::{CoordinateTransform, NearestMode, ResizeMode, UpsampleAttrs};
@@ -146,6 +148,8 @@ pub enum Op {
     Col2Im(Col2ImAttrs),
     /// Rearranges a ConvTranspose weight into sub-pixel convolution weights (lowering op).
     SubpixelKernel(SubpixelKernelAttrs),
+    /// The taps of one output phase of a ConvTranspose weight, as Conv weights (lowering op).
+    PhaseKernel(PhaseKernelAttrs),
     /// Fuses a Conv weight with the nearest Upsample before it into phase-convolution weights
     /// (lowering op).
     ResizeConvKernel(ResizeConvKernelAttrs),
@@ -180,6 +184,7 @@ impl Op {
             Op::ZeroInsert(a) => a,
             Op::Col2Im(a) => a,
             Op::SubpixelKernel(a) => a,
+            Op::PhaseKernel(a) => a,
             Op::ResizeConvKernel(a) => a,
             Op::ConvMatrix(a) => a,
             Op::SparseMatMul(a) => a,
@@ -214,6 +219,7 @@ impl Op {
             Op::ZeroInsert(_) => "ZeroInsert",
             Op::Col2Im(_) => "Col2Im",
             Op::SubpixelKernel(_) => "SubpixelKernel",
+            Op::PhaseKernel(_) => "PhaseKernel",
             Op::ResizeConvKernel(_) => "ResizeConvKernel",
             Op::ConvMatrix(_) => "ConvMatrix",
             Op::SparseMatMul(_) => "SparseMatMul",

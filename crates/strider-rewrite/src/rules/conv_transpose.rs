@@ -4,8 +4,8 @@
 use egg::{Id, rewrite};
 use strider_ir::Op;
 use strider_ir::op::{
-    AxisGeometry, Col2ImAttrs, ConvAttrs, ConvMatrixAttrs, ConvTransposeAttrs, SliceAttrs, SparseMatMulAttrs,
-    SubpixelKernelAttrs, ZeroInsertAttrs,
+    AxisGeometry, Col2ImAttrs, ConcatAttrs, ConvAttrs, ConvMatrixAttrs, ConvTransposeAttrs, DepthToSpaceAttrs,
+    DepthToSpaceMode, PhaseKernelAttrs, SliceAttrs, SparseMatMulAttrs, SubpixelKernelAttrs, ZeroInsertAttrs,
 };
 
 use super::{Lower, Matched, Rule};
@@ -268,4 +268,85 @@ fn sparse_matmul(m: &mut Matched) -> Option<Id> {
     let product = m.add(Op::SparseMatMul(SparseMatMulAttrs {}), &[rows, matrix], "sparse_matmul")?;
     let out: Vec<usize> = p.geometry.iter().map(|a| a.output).collect();
     m.reshape(product, &[&[p.x[0], p.out_channels()][..], &out].concat(), "image")
+}
+
+/// ConvTranspose(x, W) = interleave(Conv(x_window_b, PhaseKernel_b(W)) for each output block b): output
+/// position o with o ≡ b (mod s) is phase r = (b + pad_begin) mod s, a stride-1 convolution of x with
+/// only the taps of W that land on r, computed exactly at the n = out / s positions of its block; the
+/// blocks are concatenated and interleaved by DepthToSpace (DCR order). Unlike the sub-pixel form no
+/// position is computed and then cropped, and no tap is padding (for dilation 1). Conditions: every
+/// output length is a multiple of its stride, and every phase has at least one tap. A bias goes into
+/// every phase convolution (each computes all M output channels).
+pub fn exact_phases() -> Vec<Rule> {
+    vec![
+        rewrite!("convtranspose-to-exact-phase-convs"; "(ConvTranspose ?a ?x ?w)" => { Lower::new(&["?a", "?x", "?w"], exact_phase_convs) }),
+        rewrite!("biased-convtranspose-to-exact-phase-convs"; "(ConvTranspose ?a ?x ?w ?b)" => { Lower::new(&["?a", "?x", "?w", "?b"], exact_phase_convs) }),
+    ]
+}
+
+fn exact_phase_convs(m: &mut Matched) -> Option<Id> {
+    let p = Parts::of(m)?;
+    if p.geometry.iter().any(|a| a.output % a.stride != 0) {
+        return None;
+    }
+    let (x, w, bias) = (m.inputs[0], m.inputs[1], m.inputs.get(2).copied());
+    let rank = p.rank();
+    let strides = p.strides();
+    let n: Vec<usize> = p.geometry.iter().map(|a| a.output / a.stride).collect();
+    let blocks: usize = strides.iter().product();
+    let mut phases = Vec::with_capacity(blocks);
+    for flat in 0..blocks {
+        // Block multi-index, row-major, and the phase it holds.
+        let mut b = vec![0usize; rank];
+        let mut rest = flat;
+        for a in (0..rank).rev() {
+            b[a] = rest % strides[a];
+            rest /= strides[a];
+        }
+        let phase: Vec<usize> = p
+            .geometry
+            .iter()
+            .zip(&b)
+            .map(|(g, &b)| (b as i64 + g.pad_begin).rem_euclid(g.stride as i64) as usize)
+            .collect();
+        let attrs =
+            PhaseKernelAttrs { strides: strides.clone(), dilations: p.dilations(), group: p.attrs.group, phase };
+        let offsets = attrs.offsets(&p.w[2..])?;
+        let (mut begin, mut end) = (Vec::with_capacity(rank), Vec::with_capacity(rank));
+        for (a, g) in p.geometry.iter().enumerate() {
+            let (s, r) = (g.stride as i64, attrs.phase[a] as i64);
+            let first_q = -((r - g.pad_begin).div_euclid(s));
+            let (lo, hi) = (offsets[a].0 as i64, offsets[a].1 as i64);
+            let pad_begin = hi - first_q;
+            begin.push(pad_begin);
+            end.push(n[a] as i64 - g.input as i64 - pad_begin + (hi - lo + 1) - 1);
+        }
+        let kernel = m.add(Op::PhaseKernel(attrs), &[w], &format!("phase{flat}_kernel"))?;
+        let (input, pads) = if begin.iter().chain(&end).any(|&v| v < 0) {
+            (m.pad_spatial(x, &begin, &end, &format!("phase{flat}_window"))?, vec![0; 2 * rank])
+        } else {
+            (x, [begin, end].concat())
+        };
+        let conv = ConvAttrs { group: p.attrs.group, pads, ..Default::default() };
+        let operands: Vec<Id> = [input, kernel].into_iter().chain(bias).collect();
+        phases.push(m.add(Op::Conv(conv), &operands, &format!("phase{flat}"))?);
+    }
+    if blocks == 1 {
+        return Some(phases[0]);
+    }
+    let stacked = m.add(Op::Concat(ConcatAttrs { axis: 1 }), &phases, "blocks")?;
+    let (batch, channels) = (p.x[0], p.out_channels());
+    if strides.iter().all(|&s| s == strides[0]) {
+        let d2s = DepthToSpaceAttrs { blocksize: strides[0], mode: DepthToSpaceMode::DCR };
+        return m.add(Op::DepthToSpace(d2s), &[stacked], "interleave");
+    }
+    // DCR order by hand: (N, s…, M, n…) → (N, M, n₁, s₁, n₂, s₂, …).
+    let split = m.reshape(stacked, &[&[batch][..], &strides, &[channels], &n].concat(), "split_blocks")?;
+    let mut perm = vec![0, 1 + rank];
+    for a in 0..rank {
+        perm.extend([2 + rank + a, 1 + a]);
+    }
+    let moved = m.transpose(split, perm, "interleave")?;
+    let out: Vec<usize> = p.geometry.iter().map(|a| a.output).collect();
+    m.reshape(moved, &[&[batch, channels][..], &out].concat(), "merge_blocks")
 }

@@ -55,7 +55,9 @@ impl Lowering {
         match self {
             Lowering::ZeroInsert => vec![conv_transpose::zero_insert_conv()],
             Lowering::Col2Im => vec![conv_transpose::gemm_col2im()],
-            Lowering::Subpixel => vec![conv_transpose::subpixel()],
+            Lowering::Subpixel => {
+                std::iter::once(conv_transpose::subpixel()).chain(conv_transpose::exact_phases()).collect()
+            }
             Lowering::MatMul => vec![conv_transpose::matmul_1x1_input(), conv_transpose::matmul_kernel_equals_stride()],
             Lowering::SparseMatMul => vec![conv_transpose::sparse_matrix_transpose()],
         }
