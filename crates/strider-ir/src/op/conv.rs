@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{OpError, OpRule, product};
+use super::{ATTRIBUTE_MAX, OpError, OpRule, product};
 use crate::shape::Shape;
 
 /// ONNX `auto_pad`.
@@ -150,10 +150,6 @@ struct Common {
     dilations: Vec<usize>,
     pads: Vec<i64>,
 }
-
-/// Largest stride, dilation or |pad| accepted: far beyond any real model, small enough that every size
-/// derived from it is exact in 64-bit arithmetic.
-const ATTRIBUTE_MAX: i64 = i32::MAX as i64;
 
 /// Converts a size computed in i128 back, refusing what does not fit comfortably in i64.
 fn fits(v: i128, axis: usize) -> Result<i64, OpError> {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{OpError, OpRule, product};
+use super::{ATTRIBUTE_MAX, OpError, OpRule};
 use crate::shape::Shape;
 
 /// `ZeroInsert`: puts stride − 1 zeros between neighbouring elements of every spatial axis
@@ -25,8 +25,8 @@ impl OpRule for ZeroInsertAttrs {
         if x.rank() < 3 || self.strides.len() != x.rank() - 2 {
             return Err(OpError::attr("strides", format!("needs one value per spatial axis of {x}")));
         }
-        if self.strides.contains(&0) {
-            return Err(OpError::attr("strides", "contains 0"));
+        if let Some(bad) = self.strides.iter().find(|&&s| s == 0 || s > ATTRIBUTE_MAX as usize) {
+            return Err(OpError::attr("strides", format!("{bad} is outside 1 to {ATTRIBUTE_MAX}")));
         }
         let mut out = x.dims()[..2].to_vec();
         for (&d, &s) in x.dims()[2..].iter().zip(&self.strides) {
@@ -85,17 +85,18 @@ impl Col2ImAttrs {
         if rank == 0 || self.block_shape.len() != rank {
             return Err(OpError::attr("block_shape", format!("needs {rank} values like image_shape")));
         }
+        let in_range = |v: &[usize]| v.iter().all(|&x| x >= 1 && x <= ATTRIBUTE_MAX as usize);
         let or_ones = |name: &'static str, v: &[usize]| -> Result<Vec<usize>, OpError> {
             match v.len() {
                 0 => Ok(vec![1; rank]),
-                n if n == rank && !v.contains(&0) => Ok(v.to_vec()),
-                _ => Err(OpError::attr(name, format!("needs {rank} values, all at least 1"))),
+                n if n == rank && in_range(v) => Ok(v.to_vec()),
+                _ => Err(OpError::attr(name, format!("needs {rank} values, each from 1 to {ATTRIBUTE_MAX}"))),
             }
         };
         let (dilations, strides) = (or_ones("dilations", &self.dilations)?, or_ones("strides", &self.strides)?);
         let pads = if self.pads.is_empty() { vec![0; 2 * rank] } else { self.pads.clone() };
-        if pads.len() != 2 * rank {
-            return Err(OpError::attr("pads", format!("needs {} values", 2 * rank)));
+        if pads.len() != 2 * rank || pads.iter().any(|&p| p > ATTRIBUTE_MAX as usize) {
+            return Err(OpError::attr("pads", format!("needs {} values, each at most {ATTRIBUTE_MAX}", 2 * rank)));
         }
         (0..rank)
             .map(|i| {
@@ -201,24 +202,16 @@ impl OpRule for SubpixelKernelAttrs {
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
         let w = inputs[0];
         let rank = self.strides.len();
-        if w.rank() != rank + 2 || !(1..=3).contains(&rank) {
-            return Err(OpError::shape("W", format!("(C, M/group, k…) with {rank} spatial axes"), w));
-        }
-        if self.strides.contains(&0) || self.dilations_or_ones().len() != rank || self.dilations_or_ones().contains(&0)
-        {
-            return Err(OpError::attr("strides", "strides and dilations need one value ≥ 1 per spatial axis"));
-        }
-        if w.dims()[2..].contains(&0) {
-            return Err(OpError::shape("W", "a non-empty kernel", w));
-        }
+        let dilations = self.dilations_or_ones();
+        check_weight_op(w, rank, "(C, M/group, k…)", &[("strides", &self.strides), ("dilations", &dilations)])?;
         if self.group == 0 || w.dims()[0] % self.group != 0 {
             return Err(OpError::attr(
                 "group",
                 format!("{} does not divide the {} input channels", self.group, w.dims()[0]),
             ));
         }
-        let phases = product(&self.strides) as usize;
-        let mut out = vec![w.dims()[1] * self.group * phases, w.dims()[0] / self.group];
+        let phases = checked_product(&self.strides, "strides")?;
+        let mut out = vec![w.dims()[1].saturating_mul(self.group).saturating_mul(phases), w.dims()[0] / self.group];
         out.extend(self.taps(&w.dims()[2..]));
         Ok(vec![Shape(out)])
     }
@@ -268,17 +261,12 @@ impl OpRule for ResizeConvKernelAttrs {
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
         let w = inputs[0];
         let rank = self.factors.len();
-        if w.rank() != rank + 2 || !(1..=3).contains(&rank) || w.dims()[2..].contains(&0) {
-            return Err(OpError::shape("W", format!("(M, C/group, k…) with {rank} spatial axes"), w));
+        check_weight_op(w, rank, "(M, C/group, k…)", &[("factors", &self.factors), ("dilations", &self.dilations)])?;
+        if self.pads_begin.len() != rank || self.pads_begin.iter().any(|&p| p > ATTRIBUTE_MAX as usize) {
+            return Err(OpError::attr("pads_begin", format!("needs {rank} values, each at most {ATTRIBUTE_MAX}")));
         }
-        if self.dilations.len() != rank || self.pads_begin.len() != rank {
-            return Err(OpError::attr("dilations", "dilations and pads_begin need one value per spatial axis"));
-        }
-        if self.factors.contains(&0) || self.dilations.contains(&0) {
-            return Err(OpError::attr("factors", "factors and dilations must be at least 1"));
-        }
-        let phases = product(&self.factors) as usize;
-        let mut out = vec![w.dims()[0] * phases, w.dims()[1]];
+        let phases = checked_product(&self.factors, "factors")?;
+        let mut out = vec![w.dims()[0].saturating_mul(phases), w.dims()[1]];
         out.extend(self.taps(&w.dims()[2..]));
         Ok(vec![Shape(out)])
     }
@@ -289,7 +277,7 @@ impl OpRule for ResizeConvKernelAttrs {
 
 /// `PhaseKernel`: the taps of a ConvTranspose weight (C, M/group, k…) that serve one output phase r
 /// (per axis, the taps k with k·d ≡ r mod s), as the weight (M, C/group, L…) of a stride-1 Conv:
-/// tap t holds W[k] for ⌊k·d/s⌋ = J − t, where J is the largest such offset and L = J − J₀ + 1.
+/// tap t holds `W[k]` for ⌊k·d/s⌋ = J − t, where J is the largest such offset and L = J − J₀ + 1.
 /// Unlike `SubpixelKernel`, each phase keeps only its own window, so no tap is padding.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -326,12 +314,9 @@ impl OpRule for PhaseKernelAttrs {
     fn infer(&self, inputs: &[&Shape]) -> Result<Vec<Shape>, OpError> {
         let w = inputs[0];
         let rank = self.strides.len();
-        if w.rank() != rank + 2 || !(1..=3).contains(&rank) || w.dims()[2..].contains(&0) {
-            return Err(OpError::shape("W", format!("(C, M/group, k…) with {rank} spatial axes"), w));
-        }
-        let lengths_ok = self.dilations.len() == rank && self.phase.len() == rank;
-        if !lengths_ok || self.strides.contains(&0) || self.dilations.contains(&0) {
-            return Err(OpError::attr("strides", "strides, dilations and phase need one value per axis; no zero"));
+        check_weight_op(w, rank, "(C, M/group, k…)", &[("strides", &self.strides), ("dilations", &self.dilations)])?;
+        if self.phase.len() != rank {
+            return Err(OpError::attr("phase", format!("has {} values, expected {rank}", self.phase.len())));
         }
         if self.phase.iter().zip(&self.strides).any(|(r, s)| r >= s) {
             return Err(OpError::attr("phase", "each phase must be smaller than its stride"));
@@ -351,4 +336,36 @@ impl OpRule for PhaseKernelAttrs {
     fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
         0
     }
+}
+
+/// Checks a weight-rearranging op's input and attributes: W has `rank` spatial axes (1 to 3) and a
+/// non-empty kernel, and every per-axis list has `rank` values in 1..=ATTRIBUTE_MAX, so that sizes
+/// derived from them are exact in 64-bit arithmetic.
+fn check_weight_op(w: &Shape, rank: usize, layout: &str, lists: &[(&'static str, &[usize])]) -> Result<(), OpError> {
+    if w.rank() != rank + 2 || !(1..=3).contains(&rank) {
+        return Err(OpError::shape("W", format!("{layout} with {rank} spatial axes"), w));
+    }
+    if w.dims()[2..].contains(&0) {
+        return Err(OpError::shape("W", "a non-empty kernel", w));
+    }
+    for (name, values) in lists {
+        if values.len() != rank {
+            return Err(OpError::attr(
+                name,
+                format!("has {} values, expected {rank} (one per spatial axis)", values.len()),
+            ));
+        }
+        if let Some(bad) = values.iter().find(|&&v| v == 0 || v > ATTRIBUTE_MAX as usize) {
+            return Err(OpError::attr(name, format!("{bad} is outside 1 to {ATTRIBUTE_MAX}")));
+        }
+    }
+    Ok(())
+}
+
+/// Product of per-axis counts, or an error naming `what` when it overflows.
+fn checked_product(values: &[usize], what: &'static str) -> Result<usize, OpError> {
+    values
+        .iter()
+        .try_fold(1usize, |acc, &v| acc.checked_mul(v))
+        .ok_or_else(|| OpError::attr(what, "the product overflows"))
 }

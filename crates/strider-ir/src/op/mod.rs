@@ -319,6 +319,10 @@ impl OpRule for Binary {
     }
 }
 
+/// Largest stride, dilation, factor or |pad| accepted: far beyond any real model, small enough that
+/// every size derived from it is exact in 64-bit arithmetic.
+pub(crate) const ATTRIBUTE_MAX: i64 = i32::MAX as i64;
+
 /// Product of a slice of sizes as `u64` (FLOP counts).
 pub(crate) fn product(dims: &[usize]) -> u64 {
     dims.iter().map(|&d| d as u64).product()
