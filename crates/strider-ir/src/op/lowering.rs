@@ -204,12 +204,7 @@ impl OpRule for SubpixelKernelAttrs {
         let rank = self.strides.len();
         let dilations = self.dilations_or_ones();
         check_weight_op(w, rank, "(C, M/group, k…)", &[("strides", &self.strides), ("dilations", &dilations)])?;
-        if self.group == 0 || w.dims()[0] % self.group != 0 {
-            return Err(OpError::attr(
-                "group",
-                format!("{} does not divide the {} input channels", self.group, w.dims()[0]),
-            ));
-        }
+        check_group(w, self.group)?;
         let phases = checked_product(&self.strides, "strides")?;
         let mut out = vec![w.dims()[1].saturating_mul(self.group).saturating_mul(phases), w.dims()[0] / self.group];
         out.extend(self.taps(&w.dims()[2..]));
@@ -321,12 +316,7 @@ impl OpRule for PhaseKernelAttrs {
         if self.phase.iter().zip(&self.strides).any(|(r, s)| r >= s) {
             return Err(OpError::attr("phase", "each phase must be smaller than its stride"));
         }
-        if self.group == 0 || w.dims()[0] % self.group != 0 {
-            return Err(OpError::attr(
-                "group",
-                format!("{} does not divide the {} input channels", self.group, w.dims()[0]),
-            ));
-        }
+        check_group(w, self.group)?;
         let offsets =
             self.offsets(&w.dims()[2..]).ok_or_else(|| OpError::attr("phase", "no kernel tap serves this phase"))?;
         let mut out = vec![w.dims()[1] * self.group, w.dims()[0] / self.group];
@@ -368,4 +358,12 @@ fn checked_product(values: &[usize], what: &'static str) -> Result<usize, OpErro
         .iter()
         .try_fold(1usize, |acc, &v| acc.checked_mul(v))
         .ok_or_else(|| OpError::attr(what, "the product overflows"))
+}
+
+/// Checks that `group` divides the input channels of a ConvTranspose weight (C, M/group, k…).
+fn check_group(w: &Shape, group: usize) -> Result<(), OpError> {
+    if group == 0 || w.dims()[0] % group != 0 {
+        return Err(OpError::attr("group", format!("{group} does not divide the {} input channels", w.dims()[0])));
+    }
+    Ok(())
 }
