@@ -1,10 +1,12 @@
 //! The defining identity of transposed convolution: it is the adjoint of convolution with the same
 //! weights and attributes, ⟨Conv(y; W), x⟩ = ⟨y, ConvTranspose(x; W)⟩, over random ranks 1–3, strides,
-//! dilations, asymmetric pads, output_padding, groups and auto_pad modes.
+//! dilations, asymmetric pads, output_padding, groups and auto_pad modes — for the reference kernels
+//! written from the definitions and for the engine's kernels (GEMM and direct paths: the channel
+//! counts per group span both sides of the threshold between them).
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
-use strider::interp::kernels::{conv, conv_transpose};
+use strider::interp::kernels::{Ctx, conv, conv_transpose, reference};
 use strider::ir::op::{AutoPad, ConvAttrs, ConvTransposeAttrs};
 use strider::ir::{Shape, seeded};
 
@@ -25,7 +27,7 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (1usize..=3, 1usize..=2, 1usize..=3, 1usize..=3, 1usize..=3, any::<u64>(), 0usize..4).prop_flat_map(
+    (1usize..=3, 1usize..=2, 1usize..=3, 1usize..=6, 1usize..=5, any::<u64>(), 0usize..4).prop_flat_map(
         |(rank, batch, groups, c_per_group, m_per_group, seed, auto)| {
             let axis = (1usize..=5, 1usize..=4, 1usize..=4, 1usize..=3, 0i64..4, 0i64..4, 0usize..4);
             proptest::collection::vec(axis, rank).prop_map(move |axes| {
@@ -101,19 +103,28 @@ proptest! {
         prop_assume!(geometry.iter().all(|a| a.pad_begin >= 0 && a.pad_end >= 0));
         let x = tensor(&x_shape, c.seed);
         let w = tensor(&w_shape, c.seed ^ 1);
-        let y_t = conv_transpose(&ct, &[x.view(), w.view()]).unwrap();
+        let ctx = &mut Ctx::new(2);
+        let y_t = conv_transpose(ctx, &ct, &x.view(), &w.view(), None).unwrap();
         prop_assert_eq!(y_t.shape()[1], m);
+        let y_ref = reference::conv_transpose(&ct, &[x.view(), w.view()]).unwrap();
+        prop_assert_eq!(y_ref.shape(), y_t.shape());
 
         let rank = c.input.len();
         let mut pads: Vec<i64> = geometry.iter().map(|a| a.pad_begin).collect();
         pads.extend(geometry.iter().map(|a| a.pad_end));
         let cv = ConvAttrs { dilations: c.dilations.clone(), group: c.groups, pads, strides: c.strides.clone(), ..Default::default() };
         let y = tensor(y_t.shape(), c.seed ^ 2);
-        let x_back = conv(&cv, &[y.view(), w.view()]).unwrap();
+        let x_back = conv(ctx, &cv, &y.view(), &w.view(), None).unwrap();
         prop_assert_eq!(x_back.shape(), x.shape(), "rank {}", rank);
+        let x_ref = reference::conv(&cv, &[y.view(), w.view()]).unwrap();
 
-        let (lhs, rhs) = (dot(&x_back, &x), dot(&y, &y_t));
-        let scale = lhs.abs().max(rhs.abs()).max(1.0);
-        prop_assert!((lhs - rhs).abs() <= 1e-4 * scale, "⟨Conv(y), x⟩ = {} but ⟨y, ConvTranspose(x)⟩ = {}", lhs, rhs);
+        for (conv_y, transposed_x, kernels) in [(&x_back, &y_t, "engine"), (&x_ref, &y_ref, "reference")] {
+            let (lhs, rhs) = (dot(conv_y, &x), dot(&y, transposed_x));
+            let scale = lhs.abs().max(rhs.abs()).max(1.0);
+            prop_assert!(
+                (lhs - rhs).abs() <= 1e-4 * scale,
+                "{} kernels: ⟨Conv(y), x⟩ = {} but ⟨y, ConvTranspose(x)⟩ = {}", kernels, lhs, rhs
+            );
+        }
     }
 }

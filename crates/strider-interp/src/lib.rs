@@ -1,16 +1,22 @@
-//! Strider's reference interpreter: executes a validated [`Graph`] with ndarray, in topological order,
-//! freeing each intermediate after its last reader. Every lowering is checked against this.
+//! Strider's execution engine: a validated [`Graph`] prepared once into a [`Plan`] (weight-only
+//! subgraphs evaluated, a thread pool started, buffers reused from run to run) and run with kernels
+//! built on a multi-threaded, SIMD-dispatched GEMM. Every lowering is checked against it, and
+//! [`kernels::reference`] keeps the definitions the fast kernels are tested against.
 
+pub mod buffers;
 pub mod feeds;
 pub mod fold;
+pub mod gemm;
 pub mod kernels;
+pub mod plan;
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, ArrayViewD};
-use strider_ir::{Graph, Producer};
+use ndarray::ArrayD;
+use strider_ir::{Graph, Node};
 
 pub use kernels::{KernelError, Operand, Tensor};
+pub use plan::{Plan, PlanOptions, RunStats};
 
 /// Why a graph could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -44,76 +50,22 @@ pub enum ExecError {
         /// The kernel's error.
         source: KernelError,
     },
+    /// The thread pool could not be started.
+    #[error("cannot start the thread pool: {0}")]
+    Threads(String),
+    /// A value was missing when a node needed it (a bug: please report it).
+    #[error("internal error: a value was read before it was computed")]
+    Internal,
 }
 
-/// Runs `graph` on `inputs` (by input name) and returns its outputs in declaration order.
+impl ExecError {
+    fn kernel(node: &Node, source: KernelError) -> Self {
+        ExecError::Kernel { node: node.name.clone(), op: node.op.name(), source }
+    }
+}
+
+/// Runs `graph` on `inputs` (by input name) once and returns its outputs in declaration order: a
+/// plan prepared for this one run, on every core. Prepare a [`Plan`] to run a graph many times.
 pub fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Result<Vec<(String, ArrayD<f32>)>, ExecError> {
-    if let Some(extra) = inputs.keys().find(|k| graph.value_id(k).is_none_or(|v| !graph.inputs().contains(&v))) {
-        return Err(ExecError::UnknownInput(extra.clone()));
-    }
-    let mut env: Vec<Option<Slot>> = vec![None; graph.values().len()];
-    for &v in graph.inputs() {
-        let value = graph.value(v);
-        let data = inputs.get(&value.name).ok_or_else(|| ExecError::MissingInput(value.name.clone()))?;
-        if data.shape() != value.ty.shape.dims() {
-            return Err(ExecError::InputShape {
-                name: value.name.clone(),
-                expected: value.ty.shape.0.clone(),
-                found: data.shape().to_vec(),
-            });
-        }
-        env[v.index()] = Some(Slot::View(data.view()));
-    }
-    for init in graph.initializers() {
-        env[init.value.index()] = Some(Slot::View(init.data.view()));
-    }
-    let mut uses = graph.use_counts();
-    for (_, node) in graph.nodes() {
-        let args: Vec<Operand> = node
-            .inputs
-            .iter()
-            .map(|v| env[v.index()].as_ref().expect("inputs precede readers in topological order").operand())
-            .collect();
-        let outs = kernels::eval(&node.op, &args, &graph.output_shapes(node)).map_err(|source| ExecError::Kernel {
-            node: node.name.clone(),
-            op: node.op.name(),
-            source,
-        })?;
-        for (&v, out) in node.outputs.iter().zip(outs) {
-            env[v.index()] = Some(Slot::Owned(out));
-        }
-        for v in &node.inputs {
-            uses[v.index()] -= 1;
-            if uses[v.index()] == 0 && graph.value(*v).producer != Producer::Initializer {
-                env[v.index()] = None;
-            }
-        }
-    }
-    graph
-        .outputs()
-        .iter()
-        .map(|&v| {
-            let name = graph.value(v).name.clone();
-            match env[v.index()].as_ref().expect("every output is defined").operand() {
-                Operand::Dense(a) => Ok((name, a.to_owned())),
-                Operand::Sparse(_) => Err(ExecError::SparseOutput(name)),
-            }
-        })
-        .collect()
-}
-
-/// A value during a run: borrowed from the inputs or initializers, or computed.
-#[derive(Clone)]
-enum Slot<'a> {
-    View(ArrayViewD<'a, f32>),
-    Owned(Tensor),
-}
-
-impl Slot<'_> {
-    fn operand(&self) -> Operand<'_> {
-        match self {
-            Slot::View(a) => Operand::Dense(a.view()),
-            Slot::Owned(t) => t.operand(),
-        }
-    }
+    Plan::new(graph, &PlanOptions::default())?.run(inputs)
 }

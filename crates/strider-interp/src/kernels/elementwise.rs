@@ -1,22 +1,53 @@
 //! Element-wise kernels: activations, broadcasting arithmetic and inference batch normalization.
 
-use ndarray::{ArrayD, ArrayViewD, Axis};
+use ndarray::{ArrayD, ArrayViewD, Zip};
+use rayon::prelude::*;
 
-use super::KernelError;
+use super::{Arg, Ctx, KernelError, array, contiguous};
 
-/// Broadcasting `a + b` or `a * b`.
-pub fn binary(a: &ArrayViewD<f32>, b: &ArrayViewD<f32>, f: fn(f32, f32) -> f32) -> Result<ArrayD<f32>, KernelError> {
-    let shape = strider_ir::shape::broadcast(a.shape(), b.shape()).ok_or_else(|| {
-        KernelError::Unsupported(format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))
+/// Elements one task handles in element-wise loops.
+const CHUNK: usize = 1 << 14;
+
+/// Broadcasting `a ∘ b`; an owned `a` of the output's shape is overwritten in place.
+pub fn binary(ctx: &mut Ctx, a: Arg, b: &ArrayViewD<f32>, f: fn(f32, f32) -> f32) -> Result<ArrayD<f32>, KernelError> {
+    let a_shape = a.shape();
+    let shape = strider_ir::shape::broadcast(&a_shape, b.shape()).ok_or_else(|| {
+        KernelError::Unsupported(format!("shapes {:?} and {:?} do not broadcast", a_shape, b.shape()))
     })?;
-    let a = a.broadcast(shape.0.clone()).ok_or(KernelError::Layout)?;
-    let b = b.broadcast(shape.0).ok_or(KernelError::Layout)?;
-    Ok(ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y)))
+    let b = b.broadcast(shape.0.clone()).ok_or(KernelError::Layout)?;
+    match a {
+        Arg::Owned(mut a) if a.shape() == shape.dims() => {
+            Zip::from(&mut a).and(&b).for_each(|x, &y| *x = f(*x, y));
+            Ok(a)
+        }
+        a => {
+            let a = a.dense()?;
+            let a = a.broadcast(shape.0.clone()).ok_or(KernelError::Layout)?;
+            let mut out = array(shape.dims(), ctx.output(shape.numel()))?;
+            Zip::from(&mut out).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));
+            Ok(out)
+        }
+    }
 }
 
-/// Applies `f` to every element.
-pub fn unary(x: &ArrayViewD<f32>, f: impl Fn(f32) -> f32) -> ArrayD<f32> {
-    x.map(|&v| f(v))
+/// Applies `f` to every element, in place when the input is owned, in parallel chunks.
+pub fn unary(ctx: &mut Ctx, x: Arg, f: impl Fn(f32) -> f32 + Sync) -> Result<ArrayD<f32>, KernelError> {
+    match x {
+        Arg::Owned(mut a) if a.is_standard_layout() => {
+            let data = a.as_slice_mut().ok_or(KernelError::Layout)?;
+            data.par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+            Ok(a)
+        }
+        x => {
+            let x = x.dense()?;
+            let src = contiguous(&x);
+            let mut out = ctx.output(src.len());
+            out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(o, s)| {
+                o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v));
+            });
+            array(x.shape(), out)
+        }
+    }
 }
 
 /// The logistic function, in the form that does not overflow for large |x|.
@@ -30,15 +61,37 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// y = scale · (x − mean) / sqrt(var + epsilon) + B, per channel (axis 1).
-pub fn batch_norm(inputs: &[ArrayViewD<f32>], epsilon: f32) -> ArrayD<f32> {
-    let [x, scale, bias, mean, var] = [&inputs[0], &inputs[1], &inputs[2], &inputs[3], &inputs[4]];
-    let mut y = x.to_owned();
-    for (c, mut channel) in y.axis_iter_mut(Axis(1)).enumerate() {
-        let factor = scale[c] / (var[c] + epsilon).sqrt();
-        let shift = bias[c] - mean[c] * factor;
-        channel.mapv_inplace(|v| v * factor + shift);
+pub fn batch_norm(
+    ctx: &mut Ctx,
+    x: Arg,
+    [scale, bias, mean, var]: &[ArrayViewD<f32>; 4],
+    epsilon: f32,
+) -> Result<ArrayD<f32>, KernelError> {
+    let mut y = match x {
+        Arg::Owned(a) if a.is_standard_layout() => a,
+        x => {
+            let x = x.dense()?;
+            let mut out = ctx.output(x.len());
+            out.copy_from_slice(&contiguous(&x));
+            array(x.shape(), out)?
+        }
+    };
+    let channels = y.shape().get(1).copied().unwrap_or(1);
+    let plane: usize = y.shape().iter().skip(2).product();
+    let affine: Vec<(f32, f32)> = (0..channels)
+        .map(|c| {
+            let factor = scale[c] / (var[c] + epsilon).sqrt();
+            (factor, bias[c] - mean[c] * factor)
+        })
+        .collect();
+    if plane > 0 {
+        let data = y.as_slice_mut().ok_or(KernelError::Layout)?;
+        data.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+            let (factor, shift) = affine[i % channels];
+            p.iter_mut().for_each(|v| *v = *v * factor + shift);
+        });
     }
-    y
+    Ok(y)
 }
 
 #[cfg(test)]
@@ -50,9 +103,10 @@ mod tests {
     fn broadcast_add_and_mul() {
         let a = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1., 2., 3., 4., 5., 6.]).unwrap();
         let b = arr1(&[10., 20., 30.]).into_dyn();
-        let s = binary(&a.view(), &b.view(), |x, y| x + y).unwrap();
+        let ctx = &mut Ctx::new(2);
+        let s = binary(ctx, Arg::Owned(a.clone()), &b.view(), |x, y| x + y).unwrap();
         assert_eq!(s.as_slice().unwrap(), &[11., 22., 33., 14., 25., 36.]);
-        let p = binary(&b.view(), &a.view(), |x, y| x * y).unwrap();
+        let p = binary(ctx, Arg::View(super::super::Operand::Dense(b.view())), &a.view(), |x, y| x * y).unwrap();
         assert_eq!(p.as_slice().unwrap(), &[10., 40., 90., 40., 100., 180.]);
     }
 
@@ -71,7 +125,8 @@ mod tests {
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 2, 1, 3]), vec![-1., 0., 1., 2., 3., 4.]).unwrap();
         let v = |a: [f32; 2]| arr1(&a).into_dyn();
         let (s, b, m, var) = (v([1., 1.5]), v([0., 1.]), v([0., 3.]), v([1., 1.5]));
-        let y = batch_norm(&[x.view(), s.view(), b.view(), m.view(), var.view()], 1e-5);
+        let x = Arg::View(super::super::Operand::Dense(x.view()));
+        let y = batch_norm(&mut Ctx::new(1), x, &[s.view(), b.view(), m.view(), var.view()], 1e-5).unwrap();
         let expected = [-0.999995, 0., 0.999995, -0.22474074, 1., 2.2247407];
         for (got, want) in y.iter().zip(expected) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");

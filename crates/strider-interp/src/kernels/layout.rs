@@ -1,43 +1,117 @@
 //! Layout kernels: they only move or copy elements.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD};
+use rayon::prelude::*;
 use strider_ir::Shape;
 use strider_ir::op::{DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, SliceAttrs};
 
-use super::KernelError;
+use super::{Arg, Ctx, KernelError, array, contiguous};
 
-/// Reshapes to `shape` in row-major order.
-pub fn reshape(x: &ArrayViewD<f32>, shape: &[usize]) -> Result<ArrayD<f32>, KernelError> {
-    x.to_shape(IxDyn(shape)).map(|v| v.into_owned()).map_err(|_| KernelError::Layout)
+/// Elements below which a copy is not split across threads.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Row-major strides of a shape.
+fn strides_of(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![1isize; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1] as isize;
+    }
+    strides
 }
 
-/// Joins along `axis`.
-pub fn concat(inputs: &[ArrayViewD<f32>], axis: usize) -> Result<ArrayD<f32>, KernelError> {
-    ndarray::concatenate(Axis(axis), inputs).map_err(|_| KernelError::Layout)
+/// Fills `dst` (row-major, `shape`) with `src[base + Σ index[a] · strides[a]]`: one strided read per
+/// element, contiguous writes, one row (the last axis) at a time, rows in parallel when large.
+fn gather(src: &[f32], base: isize, strides: &[isize], shape: &[usize], dst: &mut [f32]) {
+    let Some((&row_len, lead)) = shape.split_last() else {
+        if let Some(d) = dst.first_mut() {
+            *d = src[base as usize];
+        }
+        return;
+    };
+    if row_len == 0 || dst.is_empty() {
+        return;
+    }
+    let step = strides[shape.len() - 1];
+    let copy_row = |row: usize, out: &mut [f32]| {
+        // Offset of the row's first element: decompose the row index over the leading axes.
+        let (mut rest, mut at) = (row, base);
+        for (a, &d) in lead.iter().enumerate().rev() {
+            at += (rest % d) as isize * strides[a];
+            rest /= d;
+        }
+        if step == 1 {
+            out.copy_from_slice(&src[at as usize..at as usize + row_len]);
+        } else {
+            out.iter_mut().enumerate().for_each(|(j, d)| *d = src[(at + j as isize * step) as usize]);
+        }
+    };
+    if dst.len() >= PARALLEL_ELEMENTS {
+        dst.par_chunks_mut(row_len).enumerate().for_each(|(row, out)| copy_row(row, out));
+    } else {
+        dst.chunks_mut(row_len).enumerate().for_each(|(row, out)| copy_row(row, out));
+    }
+}
+
+/// Reshapes to `shape` in row-major order: an owned input keeps its buffer, a borrowed one is copied.
+pub fn reshape(ctx: &mut Ctx, x: Arg, shape: &[usize]) -> Result<ArrayD<f32>, KernelError> {
+    match x {
+        Arg::Owned(a) if a.is_standard_layout() => a.into_shape_with_order(shape).map_err(|_| KernelError::Layout),
+        x => {
+            let x = x.dense()?;
+            let mut out = ctx.output(x.len());
+            out.copy_from_slice(&contiguous(&x));
+            array(shape, out)
+        }
+    }
+}
+
+/// Joins along `axis`: each input contributes a contiguous run per index of the axes before it.
+pub fn concat(
+    ctx: &mut Ctx,
+    inputs: &[ArrayViewD<f32>],
+    axis: usize,
+    out_shape: &[usize],
+) -> Result<ArrayD<f32>, KernelError> {
+    let outer: usize = out_shape[..axis].iter().product();
+    let runs: Vec<(std::borrow::Cow<[f32]>, usize)> =
+        inputs.iter().map(|x| (contiguous(x), x.shape()[axis..].iter().product::<usize>())).collect();
+    let row: usize = runs.iter().map(|(_, len)| len).sum();
+    let mut out = ctx.output(outer * row);
+    if row > 0 {
+        out.par_chunks_mut(row).enumerate().with_min_len((PARALLEL_ELEMENTS / row).max(1)).for_each(|(o, dst)| {
+            let mut at = 0;
+            for (data, len) in &runs {
+                dst[at..at + len].copy_from_slice(&data[o * len..][..*len]);
+                at += len;
+            }
+        });
+    }
+    array(out_shape, out)
 }
 
 /// Output axis i = input axis `perm[i]`.
-pub fn transpose(x: &ArrayViewD<f32>, perm: &[usize]) -> ArrayD<f32> {
-    x.clone().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned()
+pub fn transpose(ctx: &mut Ctx, x: &ArrayViewD<f32>, perm: &[usize]) -> Result<ArrayD<f32>, KernelError> {
+    let data = contiguous(x);
+    let in_strides = strides_of(x.shape());
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    let strides: Vec<isize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let mut out = ctx.output(x.len());
+    gather(&data, 0, &strides, &shape, &mut out);
+    array(&shape, out)
 }
 
 /// Strided slice with ONNX semantics (already resolved per axis).
-pub fn slice(x: &ArrayViewD<f32>, attrs: &SliceAttrs) -> Result<ArrayD<f32>, KernelError> {
+pub fn slice(ctx: &mut Ctx, x: &ArrayViewD<f32>, attrs: &SliceAttrs) -> Result<ArrayD<f32>, KernelError> {
     let axes = attrs.resolve(&Shape(x.shape().to_vec()))?;
-    let view = x.slice_each_axis(|ax| {
-        let a = axes[ax.axis.index()];
-        let (start, len) = (a.start as isize, a.len as isize);
-        if a.len == 0 {
-            Slice::new(0, Some(0), 1)
-        } else if a.step > 0 {
-            Slice::new(start, Some(start + (len - 1) * a.step as isize + 1), a.step as isize)
-        } else {
-            // ndarray walks a negative step from the end of [lo, hi).
-            let lo = start + (len - 1) * a.step as isize;
-            Slice::new(lo, Some(start + 1), a.step as isize)
-        }
-    });
-    Ok(view.to_owned())
+    let data = contiguous(x);
+    let in_strides = strides_of(x.shape());
+    let shape: Vec<usize> = axes.iter().map(|a| a.len).collect();
+    let base: isize =
+        axes.iter().zip(&in_strides).map(|(a, &s)| if a.len == 0 { 0 } else { a.start as isize * s }).sum();
+    let strides: Vec<isize> = axes.iter().zip(&in_strides).map(|(a, &s)| a.step as isize * s).collect();
+    let mut out = ctx.output(shape.iter().product());
+    gather(&data, base, &strides, &shape, &mut out);
+    array(&shape, out)
 }
 
 /// Source index on an axis of size `d` for padded position `p` (`pad` elements before), or `None` for
@@ -58,29 +132,56 @@ fn pad_source(mode: PadMode, p: i64, pad: i64, d: i64) -> Option<usize> {
     Some(i as usize)
 }
 
-/// Pads (or crops, with negative pads) each axis.
-pub fn pad(x: &ArrayViewD<f32>, attrs: &PadAttrs, out_shape: &[usize]) -> ArrayD<f32> {
+/// Pads (or crops, with negative pads) each axis: one source-index map per axis (not per element),
+/// then each output row is read through the maps.
+pub fn pad(
+    ctx: &mut Ctx,
+    x: &ArrayViewD<f32>,
+    attrs: &PadAttrs,
+    out_shape: &[usize],
+) -> Result<ArrayD<f32>, KernelError> {
     let rank = x.ndim();
+    let data = contiguous(x);
+    let in_strides = strides_of(x.shape());
     let maps: Vec<Vec<Option<usize>>> = (0..rank)
         .map(|a| {
             let d = x.shape()[a] as i64;
             (0..out_shape[a] as i64).map(|p| pad_source(attrs.mode, p, attrs.pads[a], d)).collect()
         })
         .collect();
-    let mut src = vec![0usize; rank];
-    ArrayD::from_shape_fn(IxDyn(out_shape), |ix| {
-        for a in 0..rank {
-            match maps[a][ix[a]] {
-                Some(i) => src[a] = i,
-                None => return attrs.value,
-            }
-        }
-        x[IxDyn(&src)]
-    })
+    let mut out = ctx.output(out_shape.iter().product());
+    let Some((&row_len, lead)) = out_shape.split_last() else {
+        out.iter_mut().for_each(|v| *v = data.first().copied().unwrap_or(attrs.value));
+        return array(out_shape, out);
+    };
+    if row_len > 0 {
+        let last = &maps[rank - 1];
+        out.par_chunks_mut(row_len).enumerate().with_min_len((PARALLEL_ELEMENTS / row_len).max(1)).for_each(
+            |(row, dst)| {
+                let (mut rest, mut at) = (row, Some(0isize));
+                for (a, &d) in lead.iter().enumerate().rev() {
+                    at = at.zip(maps[a][rest % d]).map(|(at, i)| at + i as isize * in_strides[a]);
+                    rest /= d;
+                }
+                match at {
+                    None => dst.fill(attrs.value),
+                    Some(at) => dst.iter_mut().zip(last).for_each(|(d, i)| {
+                        *d = i.map_or(attrs.value, |i| data[at as usize + i]);
+                    }),
+                }
+            },
+        );
+    }
+    array(out_shape, out)
 }
 
-/// Moves blocks of channels into spatial blocks (any spatial rank).
-pub fn depth_to_space(x: &ArrayViewD<f32>, attrs: &DepthToSpaceAttrs) -> Result<ArrayD<f32>, KernelError> {
+/// Moves blocks of channels into spatial blocks (any spatial rank): a reshape that splits the channel
+/// axis, a transpose that interleaves each block offset after its spatial axis, read in one pass.
+pub fn depth_to_space(
+    ctx: &mut Ctx,
+    x: &ArrayViewD<f32>,
+    attrs: &DepthToSpaceAttrs,
+) -> Result<ArrayD<f32>, KernelError> {
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let spatial = &x.shape()[2..];
     let d = spatial.len();
@@ -102,15 +203,21 @@ pub fn depth_to_space(x: &ArrayViewD<f32>, attrs: &DepthToSpaceAttrs) -> Result<
     for a in 0..d {
         perm.extend([2 + d + a, first_block + a]);
     }
+    let split_strides = strides_of(&split);
+    let shape: Vec<usize> = perm.iter().map(|&p| split[p]).collect();
+    let strides: Vec<isize> = perm.iter().map(|&p| split_strides[p]).collect();
+    let data = contiguous(x);
+    let mut out = ctx.output(x.len());
+    gather(&data, 0, &strides, &shape, &mut out);
     let mut out_shape = vec![n, cout];
     out_shape.extend(spatial.iter().map(|&s| s * b));
-    let split = reshape(x, &split)?;
-    reshape(&transpose(&split.view(), &perm).view(), &out_shape)
+    array(&out_shape, out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::IxDyn;
     use strider_ir::op::SliceAttrs;
 
     fn arr(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
@@ -121,11 +228,14 @@ mod tests {
     fn depth_to_space_matches_onnx_examples() {
         // ONNX DepthToSpace docs: x = arange(48).reshape(1, 8, 2, 3), blocksize 2.
         let x = arr(&[1, 8, 2, 3], (0..48).map(|v| v as f32).collect());
-        let dcr = depth_to_space(&x.view(), &DepthToSpaceAttrs { blocksize: 2, mode: DepthToSpaceMode::DCR }).unwrap();
+        let ctx = &mut Ctx::new(2);
+        let dcr =
+            depth_to_space(ctx, &x.view(), &DepthToSpaceAttrs { blocksize: 2, mode: DepthToSpaceMode::DCR }).unwrap();
         let first_row_dcr = [0., 12., 1., 13., 2., 14.];
         assert_eq!(&dcr.as_slice().unwrap()[..6], &first_row_dcr);
         assert_eq!(&dcr.as_slice().unwrap()[6..12], &[24., 36., 25., 37., 26., 38.]);
-        let crd = depth_to_space(&x.view(), &DepthToSpaceAttrs { blocksize: 2, mode: DepthToSpaceMode::CRD }).unwrap();
+        let crd =
+            depth_to_space(ctx, &x.view(), &DepthToSpaceAttrs { blocksize: 2, mode: DepthToSpaceMode::CRD }).unwrap();
         assert_eq!(&crd.as_slice().unwrap()[..12], &[0., 6., 1., 7., 2., 8., 12., 18., 13., 19., 14., 20.]);
         assert_eq!(crd.shape(), &[1, 2, 4, 6]);
     }
@@ -133,10 +243,11 @@ mod tests {
     #[test]
     fn slices_forward_and_backward() {
         let x = arr(&[2, 4], (1..=8).map(|v| v as f32).collect());
+        let ctx = &mut Ctx::new(2);
         let a = SliceAttrs { starts: vec![1, 0], ends: vec![2, 3], axes: vec![0, 1], steps: vec![1, 2] };
-        assert_eq!(slice(&x.view(), &a).unwrap().as_slice().unwrap(), &[5., 7.]);
+        assert_eq!(slice(ctx, &x.view(), &a).unwrap().as_slice().unwrap(), &[5., 7.]);
         let rev = SliceAttrs { starts: vec![-1], ends: vec![-1000], axes: vec![1], steps: vec![-2] };
-        assert_eq!(slice(&x.view(), &rev).unwrap().as_slice().unwrap(), &[4., 2., 8., 6.]);
+        assert_eq!(slice(ctx, &x.view(), &rev).unwrap().as_slice().unwrap(), &[4., 2., 8., 6.]);
     }
 
     #[test]
@@ -144,7 +255,10 @@ mod tests {
         let x = arr(&[4], vec![1., 2., 3., 4.]);
         let with = |mode, pads: Vec<i64>| {
             let out = [(4 + pads[0] + pads[1]) as usize];
-            pad(&x.view(), &PadAttrs { pads, mode, value: 9.0 }, &out).into_raw_vec_and_offset().0
+            pad(&mut Ctx::new(2), &x.view(), &PadAttrs { pads, mode, value: 9.0 }, &out)
+                .unwrap()
+                .into_raw_vec_and_offset()
+                .0
         };
         assert_eq!(with(PadMode::Constant, vec![2, 1]), vec![9., 9., 1., 2., 3., 4., 9.]);
         assert_eq!(with(PadMode::Reflect, vec![2, 2]), vec![3., 2., 1., 2., 3., 4., 3., 2.]);

@@ -1,59 +1,47 @@
-//! Kernels of the ops that lowerings introduce: `ZeroInsert`, `Col2Im` and `SubpixelKernel`.
+//! Kernels of the ops that lowerings introduce: `ZeroInsert` and the weight rearrangements
+//! (`SubpixelKernel`, `PhaseKernel`, `ResizeConvKernel`), which a prepared plan evaluates once.
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Slice};
-use strider_ir::op::{Col2ImAttrs, PhaseKernelAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use rayon::prelude::*;
+use strider_ir::op::{PhaseKernelAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 
-use super::{KernelError, cartesian};
+use super::{Ctx, KernelError, array, cartesian, contiguous};
 
-/// Places x[…, i, …] at out[…, i·stride, …]; everything else is zero.
-pub fn zero_insert(x: &ArrayViewD<f32>, attrs: &ZeroInsertAttrs, out_shape: &[usize]) -> ArrayD<f32> {
-    let mut out = ArrayD::<f32>::zeros(IxDyn(out_shape));
-    out.slice_each_axis_mut(|ax| match ax.axis.index() {
-        a if a >= 2 => Slice::new(0, None, attrs.strides[a - 2] as isize),
-        _ => Slice::from(..),
-    })
-    .assign(x);
-    out
-}
-
-/// ONNX Col2Im: out[n, c, p·s − pad + b·d] += x[n, c·∏block + b, p] over block offsets b and
-/// positions p (multi-indices, row-major).
-pub fn col2im(x: &ArrayViewD<f32>, attrs: &Col2ImAttrs, out_shape: &[usize]) -> Result<ArrayD<f32>, KernelError> {
-    let axes = attrs.axes()?;
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().ok_or(KernelError::Layout)?;
-    let (n, c) = (out_shape[0], out_shape[1]);
-    let block: usize = axes.iter().map(|a| a.block).product();
-    let positions: usize = axes.iter().map(|a| a.positions).product();
-    let image: usize = axes.iter().map(|a| a.image).product();
-    // Per axis, every (position, block offset, image index) that lands inside the image.
-    let triples: Vec<Vec<(usize, usize, usize)>> = axes
-        .iter()
-        .map(|a| {
-            (0..a.positions)
-                .flat_map(|p| {
-                    (0..a.block).filter_map(move |b| {
-                        let o = (p * a.stride + b * a.dilation) as i64 - a.pad_begin as i64;
-                        (0..a.image as i64).contains(&o).then_some((p, b, o as usize))
-                    })
-                })
-                .collect()
-        })
-        .collect();
-    let mut out = vec![0f32; n * c * image];
-    for combo in cartesian(&triples) {
-        let (mut p, mut b, mut o) = (0, 0, 0);
-        for (a, &(pa, ba, oa)) in axes.iter().zip(&combo) {
-            p = p * a.positions + pa;
-            b = b * a.block + ba;
-            o = o * a.image + oa;
-        }
-        for nc in 0..n * c {
-            let (ni, ci) = (nc / c, nc % c);
-            out[nc * image + o] += xs[(ni * c * block + ci * block + b) * positions + p];
-        }
+/// Places x[…, i, …] at out[…, i·stride, …]; everything else is zero. Each input row (last axis) is
+/// written with the last axis' stride into its output row; output rows no input reaches stay zero.
+pub fn zero_insert(
+    ctx: &mut Ctx,
+    x: &ArrayViewD<f32>,
+    attrs: &ZeroInsertAttrs,
+    out_shape: &[usize],
+) -> Result<ArrayD<f32>, KernelError> {
+    let mut out = ctx.output_zeros(out_shape.iter().product());
+    let (rank, spatial) = (x.ndim(), x.ndim().saturating_sub(2));
+    let (Some(&row_len), Some(&out_row)) = (x.shape().last(), out_shape.last()) else {
+        return array(out_shape, out);
+    };
+    if row_len == 0 || out_row == 0 || x.is_empty() {
+        return array(out_shape, out);
     }
-    ArrayD::from_shape_vec(IxDyn(out_shape), out).map_err(|_| KernelError::Layout)
+    let stride = |a: usize| if a >= 2 { attrs.strides[a - 2] } else { 1 };
+    let s = if spatial > 0 { attrs.strides[spatial - 1] } else { 1 };
+    let data = contiguous(x);
+    // Output row → the input row landing in it, if every leading index is a multiple of its stride.
+    out.par_chunks_mut(out_row).enumerate().for_each(|(row, dst)| {
+        let (mut rest, mut source, mut scale) = (row, 0, 1);
+        for a in (0..rank - 1).rev() {
+            let (o, st) = (rest % out_shape[a], stride(a));
+            rest /= out_shape[a];
+            if o % st != 0 {
+                return;
+            }
+            source += (o / st) * scale;
+            scale *= x.shape()[a];
+        }
+        let src = &data[source * row_len..][..row_len];
+        dst.iter_mut().step_by(s).zip(src).for_each(|(d, &v)| *d = v);
+    });
+    array(out_shape, out)
 }
 
 /// See [`SubpixelKernelAttrs`]: out[m·P + r, c, t] = W[g·C/g + c, m mod M/g, k(r, t)] or 0.
@@ -172,39 +160,9 @@ mod tests {
     #[test]
     fn zero_insert_spaces_elements() {
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, 2, 2]), vec![1., 2., 3., 4.]).unwrap();
-        let y = zero_insert(&x.view(), &ZeroInsertAttrs { strides: vec![2, 3] }, &[1, 1, 3, 4]);
+        let y =
+            zero_insert(&mut Ctx::new(2), &x.view(), &ZeroInsertAttrs { strides: vec![2, 3] }, &[1, 1, 3, 4]).unwrap();
         assert_eq!(y.as_slice().unwrap(), &[1., 0., 0., 2., 0., 0., 0., 0., 3., 0., 0., 4.]);
-    }
-
-    #[test]
-    fn col2im_matches_onnx_example() {
-        // ONNX Col2Im docs: (1, 5, 5) columns, image [5, 5], block [1, 5].
-        let cols = [
-            1., 6., 11., 16., 21., 2., 7., 12., 17., 22., 3., 8., 13., 18., 23., 4., 9., 14., 19., 24., 5., 0., 15.,
-            20., 25.,
-        ];
-        let x = ArrayD::from_shape_vec(IxDyn(&[1, 5, 5]), cols.to_vec()).unwrap();
-        let attrs = Col2ImAttrs {
-            image_shape: vec![5, 5],
-            block_shape: vec![1, 5],
-            dilations: vec![],
-            pads: vec![],
-            strides: vec![],
-        };
-        let y = col2im(&x.view(), &attrs, &[1, 1, 5, 5]).unwrap();
-        let expected: Vec<f32> = (1..=25).map(|v| if v == 10 { 0. } else { v as f32 }).collect();
-        assert_eq!(y.as_slice().unwrap(), expected.as_slice());
-        // Overlapping blocks add up: a 3-long image from two 2-long blocks with stride 1.
-        let x = ArrayD::from_shape_vec(IxDyn(&[1, 2, 2]), vec![1., 10., 100., 1000.]).unwrap();
-        let attrs = Col2ImAttrs {
-            image_shape: vec![3],
-            block_shape: vec![2],
-            dilations: vec![],
-            pads: vec![],
-            strides: vec![],
-        };
-        let y = col2im(&x.view(), &attrs, &[1, 1, 3]).unwrap();
-        assert_eq!(y.as_slice().unwrap(), &[1., 110., 1000.]);
     }
 
     #[test]

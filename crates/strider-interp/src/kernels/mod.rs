@@ -1,21 +1,29 @@
 //! One kernel per op, dispatched by an exhaustive match on [`Op`]: a new op does not compile until it
-//! has a kernel here.
+//! has a kernel here. Kernels take a [`Ctx`] (threads, reusable buffers, memory accounting) and
+//! borrowed or owned inputs ([`Arg`]); an op that can work in place takes over an owned input.
 
+mod col2im;
 mod conv;
+mod conv_transpose;
+mod direct;
 mod elementwise;
+mod geometry;
 mod layout;
 mod lowering;
 mod matmul;
+pub mod reference;
 mod resize;
 mod sparse;
 
-use ndarray::{ArrayD, ArrayViewD};
-use sprs::CsMat;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use strider_ir::op::OpError;
 use strider_ir::{Op, Shape};
 
-pub use conv::{conv, conv_transpose};
-pub use sparse::conv_matrix;
+use crate::buffers::{Buffers, Usage};
+
+pub use conv::conv;
+pub use conv_transpose::conv_transpose;
+pub use sparse::{SparseOperand, conv_matrix};
 
 /// A value the interpreter holds: a dense tensor or a sparse (CSR) matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,7 +31,7 @@ pub enum Tensor {
     /// A dense tensor.
     Dense(ArrayD<f32>),
     /// A sparse matrix.
-    Sparse(CsMat<f32>),
+    Sparse(SparseOperand),
 }
 
 impl Tensor {
@@ -34,6 +42,14 @@ impl Tensor {
             Tensor::Sparse(m) => Operand::Sparse(m),
         }
     }
+
+    /// Elements stored (for a sparse matrix: stored values and their indices, in `f32`-sized units).
+    pub fn stored_elements(&self) -> usize {
+        match self {
+            Tensor::Dense(a) => a.len(),
+            Tensor::Sparse(m) => m.stored_elements(),
+        }
+    }
 }
 
 /// A borrowed kernel input.
@@ -42,7 +58,7 @@ pub enum Operand<'a> {
     /// A dense tensor.
     Dense(ArrayViewD<'a, f32>),
     /// A sparse matrix.
-    Sparse(&'a CsMat<f32>),
+    Sparse(&'a SparseOperand),
 }
 
 impl<'a> Operand<'a> {
@@ -57,11 +73,135 @@ impl<'a> Operand<'a> {
     }
 
     /// The sparse matrix, or an error for a dense tensor.
-    pub fn sparse(&self) -> Result<&'a CsMat<f32>, KernelError> {
+    pub fn sparse(&self) -> Result<&'a SparseOperand, KernelError> {
         match self {
             Operand::Sparse(m) => Ok(m),
             Operand::Dense(_) => Err(KernelError::Unsupported("a dense tensor where a sparse matrix is needed".into())),
         }
+    }
+}
+
+/// A kernel input: borrowed, or owned and handed over because this node is its last reader.
+#[derive(Debug)]
+pub enum Arg<'a> {
+    /// Borrowed from the inputs, the constants or a value other nodes still read.
+    View(Operand<'a>),
+    /// A dense intermediate nobody reads after this node: the kernel may reuse its buffer.
+    Owned(ArrayD<f32>),
+}
+
+impl Arg<'_> {
+    /// The input as a borrowed operand.
+    pub fn operand(&self) -> Operand<'_> {
+        match self {
+            Arg::View(Operand::Dense(a)) => Operand::Dense(a.view()),
+            Arg::View(Operand::Sparse(m)) => Operand::Sparse(m),
+            Arg::Owned(a) => Operand::Dense(a.view()),
+        }
+    }
+
+    /// The dense view, or an error for a sparse matrix.
+    pub fn dense(&self) -> Result<ArrayViewD<'_, f32>, KernelError> {
+        self.operand().dense()
+    }
+
+    fn shape(&self) -> Vec<usize> {
+        match self {
+            Arg::View(Operand::Dense(a)) => a.shape().to_vec(),
+            Arg::View(Operand::Sparse(m)) => vec![m.rows(), m.cols()],
+            Arg::Owned(a) => a.shape().to_vec(),
+        }
+    }
+}
+
+/// What a kernel runs with: the thread count, reusable buffers and the count of memory in use.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Threads of the pool the kernels run in (the matrix products split over at most this many).
+    pub threads: usize,
+    buffers: Buffers,
+    usage: Usage,
+}
+
+/// Elements of one im2col or column block: workspaces are cut into blocks of this size (or of one
+/// column, when a column is larger), so their memory does not grow with the image.
+pub const BLOCK_ELEMENTS: usize = 1 << 22;
+
+impl Ctx {
+    /// A context for `threads` threads with no buffers yet.
+    pub fn new(threads: usize) -> Self {
+        Ctx { threads: threads.max(1), buffers: Buffers::default(), usage: Usage::default() }
+    }
+
+    /// A buffer for an output of `len` elements, contents unspecified: the kernel writes every element.
+    pub(crate) fn output(&mut self, len: usize) -> Vec<f32> {
+        self.buffers.take(len)
+    }
+
+    /// A zeroed output buffer.
+    pub(crate) fn output_zeros(&mut self, len: usize) -> Vec<f32> {
+        self.buffers.zeros(len)
+    }
+
+    /// A workspace of `len` elements (contents unspecified), counted as in use until given back.
+    pub(crate) fn scratch(&mut self, len: usize) -> Vec<f32> {
+        self.usage.hold(len);
+        self.buffers.take(len)
+    }
+
+    /// Gives back a workspace.
+    pub(crate) fn give_scratch(&mut self, buffer: Vec<f32>) {
+        self.usage.release(buffer.len());
+        self.buffers.give(buffer);
+    }
+
+    /// Counts a tensor of `len` elements as alive.
+    pub(crate) fn hold(&mut self, len: usize) {
+        self.usage.hold(len);
+    }
+
+    /// `len` elements handed to a kernel that reuses them: no longer counted as a live tensor.
+    pub(crate) fn release(&mut self, len: usize) {
+        self.usage.release(len);
+    }
+
+    /// Keeps the buffer of an array that was not counted (an output the caller gives back).
+    pub(crate) fn recycle_unaccounted(&mut self, a: ArrayD<f32>) {
+        let (buffer, offset) = a.into_raw_vec_and_offset();
+        if offset.unwrap_or(0) == 0 {
+            self.buffers.give(buffer);
+        }
+    }
+
+    /// A tensor that died: no longer counted, its buffer kept for reuse.
+    pub(crate) fn recycle(&mut self, tensor: Tensor) {
+        self.usage.release(tensor.stored_elements());
+        if let Tensor::Dense(a) = tensor {
+            self.recycle_unaccounted(a);
+        }
+    }
+
+    /// Starts counting a new run.
+    pub(crate) fn reset_usage(&mut self) {
+        self.usage = Usage::default();
+    }
+
+    /// The most elements in use at once since the run started.
+    pub fn peak_elements(&self) -> usize {
+        self.usage.peak
+    }
+}
+
+/// A dense array of `shape` over `data` (whose length the caller made the element count).
+pub(crate) fn array(shape: &[usize], data: Vec<f32>) -> Result<ArrayD<f32>, KernelError> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|_| KernelError::Layout)
+}
+
+/// The contiguous elements of a view: borrowed when it is already in standard layout.
+pub(crate) fn contiguous<'a>(a: &'a ArrayViewD<f32>) -> std::borrow::Cow<'a, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
     }
 }
 
@@ -86,58 +226,112 @@ pub enum KernelError {
     Layout,
 }
 
-/// Evaluates `op` on `inputs`. `output_shapes` are the shapes inferred for the node.
-pub fn eval(op: &Op, inputs: &[Operand], output_shapes: &[Shape]) -> Result<Vec<Tensor>, KernelError> {
-    let out = match op {
-        Op::ConvMatrix(a) => Tensor::Sparse(sparse::conv_matrix(a, &inputs[0].dense()?)?),
-        Op::SparseMatMul(_) => Tensor::Dense(sparse::matmul(&inputs[0].dense()?, inputs[1].sparse()?)?),
-        _ => {
-            let views = inputs.iter().map(Operand::dense).collect::<Result<Vec<_>, _>>()?;
-            Tensor::Dense(eval_dense(op, &views, output_shapes)?)
-        }
-    };
-    Ok(vec![out])
+impl From<crate::gemm::OutOfBounds> for KernelError {
+    fn from(_: crate::gemm::OutOfBounds) -> Self {
+        KernelError::Layout
+    }
 }
 
-/// Evaluates an op whose inputs and output are dense.
-pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Result<ArrayD<f32>, KernelError> {
-    let x = || &inputs[0];
-    let out = match op {
-        Op::Conv(a) => conv::conv(a, inputs)?,
-        Op::ConvTranspose(a) => conv::conv_transpose(a, inputs)?,
-        Op::Upsample(a) => resize::upsample(x(), a, output_shapes[0].dims()),
-        Op::MatMul => matmul::matmul(&inputs[0], &inputs[1])?,
-        Op::Add => elementwise::binary(&inputs[0], &inputs[1], |a, b| a + b)?,
-        Op::Mul => elementwise::binary(&inputs[0], &inputs[1], |a, b| a * b)?,
-        Op::Sub => elementwise::binary(&inputs[0], &inputs[1], |a, b| a - b)?,
-        Op::Div => elementwise::binary(&inputs[0], &inputs[1], |a, b| a / b)?,
-        Op::Sqrt => elementwise::unary(x(), f32::sqrt),
-        Op::Relu => elementwise::unary(x(), |v| v.max(0.0)),
-        Op::LeakyRelu(a) => elementwise::unary(x(), |v| if v >= 0.0 { v } else { a.alpha * v }),
-        Op::Sigmoid => elementwise::unary(x(), elementwise::sigmoid),
-        Op::Tanh => elementwise::unary(x(), f32::tanh),
-        Op::Identity => x().to_owned(),
-        Op::BatchNormalization(a) => elementwise::batch_norm(inputs, a.epsilon),
+impl From<crate::gemm::ShapeMismatch> for KernelError {
+    fn from(_: crate::gemm::ShapeMismatch) -> Self {
+        KernelError::Layout
+    }
+}
+
+/// Whether `op` may take over its first input's buffer for its output (element-wise and reshaping
+/// ops whose output has the first input's element count).
+pub fn reuses_first_input(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Relu
+            | Op::LeakyRelu(_)
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Sqrt
+            | Op::Identity
+            | Op::Reshape(_)
+            | Op::Flatten(_)
+            | Op::Add
+            | Op::Mul
+            | Op::Sub
+            | Op::Div
+            | Op::BatchNormalization(_)
+    )
+}
+
+/// Evaluates `op` on `args`. `output_shapes` are the shapes inferred for the node.
+pub fn eval(ctx: &mut Ctx, op: &Op, args: Vec<Arg>, output_shapes: &[Shape]) -> Result<Tensor, KernelError> {
+    let out = output_shapes[0].dims();
+    let dense = |i: usize| args[i].dense();
+    let dense_out = match op {
+        Op::ConvMatrix(a) => return Ok(Tensor::Sparse(SparseOperand::new(sparse::conv_matrix(a, &dense(0)?)?))),
+        Op::SparseMatMul(_) => sparse::matmul(ctx, &dense(0)?, args[1].operand().sparse()?)?,
+        Op::Conv(a) => conv::conv(ctx, a, &dense(0)?, &dense(1)?, args.get(2).map(Arg::dense).transpose()?)?,
+        Op::ConvTranspose(a) => {
+            conv_transpose::conv_transpose(ctx, a, &dense(0)?, &dense(1)?, args.get(2).map(Arg::dense).transpose()?)?
+        }
+        Op::Upsample(a) => resize::upsample(&dense(0)?, a, out),
+        Op::MatMul => matmul::matmul(ctx, &dense(0)?, &dense(1)?)?,
+        Op::Add | Op::Mul | Op::Sub | Op::Div => {
+            let f: fn(f32, f32) -> f32 = match op {
+                Op::Add => |a, b| a + b,
+                Op::Mul => |a, b| a * b,
+                Op::Sub => |a, b| a - b,
+                _ => |a, b| a / b,
+            };
+            let mut args = args.into_iter();
+            let (a, b) = (args.next().ok_or(KernelError::Layout)?, args.next().ok_or(KernelError::Layout)?);
+            elementwise::binary(ctx, a, &b.dense()?, f)?
+        }
+        Op::Sqrt => elementwise::unary(ctx, first(args)?, f32::sqrt)?,
+        Op::Relu => elementwise::unary(ctx, first(args)?, |v| v.max(0.0))?,
+        Op::LeakyRelu(a) => {
+            let alpha = a.alpha;
+            elementwise::unary(ctx, first(args)?, move |v| if v >= 0.0 { v } else { alpha * v })?
+        }
+        Op::Sigmoid => elementwise::unary(ctx, first(args)?, elementwise::sigmoid)?,
+        Op::Tanh => elementwise::unary(ctx, first(args)?, f32::tanh)?,
+        Op::Identity | Op::Reshape(_) | Op::Flatten(_) => layout::reshape(ctx, first(args)?, out)?,
+        Op::BatchNormalization(a) => {
+            let mut args = args;
+            let rest = args.split_off(1.min(args.len()));
+            let views = rest.iter().map(Arg::dense).collect::<Result<Vec<_>, _>>()?;
+            let params: [ArrayViewD<f32>; 4] = views.try_into().map_err(|_| KernelError::Layout)?;
+            elementwise::batch_norm(ctx, first(args)?, &params, a.epsilon)?
+        }
         Op::Concat(a) => {
-            let axis = strider_ir::shape::normalize_axis(a.axis, x().ndim())
-                .ok_or_else(|| KernelError::Unsupported(format!("Concat axis {} for rank {}", a.axis, x().ndim())))?;
-            layout::concat(inputs, axis)?
+            let views = args.iter().map(Arg::dense).collect::<Result<Vec<_>, _>>()?;
+            let axis = strider_ir::shape::normalize_axis(a.axis, out.len())
+                .ok_or_else(|| KernelError::Unsupported(format!("Concat axis {} for rank {}", a.axis, out.len())))?;
+            layout::concat(ctx, &views, axis, out)?
         }
-        Op::Reshape(_) | Op::Flatten(_) => layout::reshape(x(), output_shapes[0].dims())?,
-        Op::Transpose(a) => layout::transpose(x(), &a.resolved(x().ndim())),
-        Op::Pad(a) => layout::pad(x(), a, output_shapes[0].dims()),
-        Op::Slice(a) => layout::slice(x(), a)?,
-        Op::DepthToSpace(a) => layout::depth_to_space(x(), a)?,
-        Op::ZeroInsert(a) => lowering::zero_insert(x(), a, output_shapes[0].dims()),
-        Op::Col2Im(a) => lowering::col2im(x(), a, output_shapes[0].dims())?,
-        Op::SubpixelKernel(a) => lowering::subpixel_kernel(x(), a, output_shapes[0].dims()),
-        Op::ResizeConvKernel(a) => lowering::resize_conv_kernel(x(), a, output_shapes[0].dims()),
-        Op::PhaseKernel(a) => lowering::phase_kernel(x(), a, output_shapes[0].dims()),
-        Op::ConvMatrix(_) | Op::SparseMatMul(_) => {
-            return Err(KernelError::Unsupported(format!("{} has sparse operands; use `eval`", op.name())));
+        Op::Transpose(a) => {
+            let x = dense(0)?;
+            layout::transpose(ctx, &x, &a.resolved(x.ndim()))?
         }
+        Op::Pad(a) => layout::pad(ctx, &dense(0)?, a, out)?,
+        Op::Slice(a) => layout::slice(ctx, &dense(0)?, a)?,
+        Op::DepthToSpace(a) => layout::depth_to_space(ctx, &dense(0)?, a)?,
+        Op::ZeroInsert(a) => lowering::zero_insert(ctx, &dense(0)?, a, out)?,
+        Op::Col2Im(a) => col2im::col2im(ctx, &dense(0)?, a, out)?,
+        Op::SubpixelKernel(a) => lowering::subpixel_kernel(&dense(0)?, a, out),
+        Op::ResizeConvKernel(a) => lowering::resize_conv_kernel(&dense(0)?, a, out),
+        Op::PhaseKernel(a) => lowering::phase_kernel(&dense(0)?, a, out),
     };
-    Ok(out)
+    Ok(Tensor::Dense(dense_out))
+}
+
+fn first(args: Vec<Arg>) -> Result<Arg, KernelError> {
+    args.into_iter().next().ok_or(KernelError::Layout)
+}
+
+/// Evaluates an op whose inputs and output are dense, once, on one thread (constant folding, tests).
+pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Result<ArrayD<f32>, KernelError> {
+    let args = inputs.iter().map(|a| Arg::View(Operand::Dense(a.view()))).collect();
+    match eval(&mut Ctx::new(1), op, args, output_shapes)? {
+        Tensor::Dense(a) => Ok(a),
+        Tensor::Sparse(_) => Err(KernelError::Unsupported(format!("{} has a sparse result; use `eval`", op.name()))),
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +347,18 @@ mod tests {
         let views: Vec<ArrayViewD<f32>> = inputs.iter().map(|a| a.view()).collect();
         let out = eval_dense(&op, &views, &out_shapes).unwrap();
         assert_eq!(out.shape(), out_shapes[0].dims());
+        // The same op with its first input handed over (as the last reader of it) gives the same values.
+        if reuses_first_input(&op) && inputs[0].shape() == out.shape() {
+            let mut args = vec![Arg::Owned(inputs[0].clone())];
+            args.extend(inputs[1..].iter().map(|a| Arg::View(Operand::Dense(a.view()))));
+            let Tensor::Dense(owned) = eval(&mut Ctx::new(2), &op, args, &out_shapes).unwrap() else { panic!() };
+            assert_eq!(owned.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values_bits(&out));
+        }
         out
+    }
+
+    fn values_bits(a: &ArrayD<f32>) -> Vec<u32> {
+        a.iter().map(|v| v.to_bits()).collect()
     }
 
     fn arr(shape: &[usize], v: &[f32]) -> ArrayD<f32> {
@@ -183,7 +388,9 @@ mod tests {
         let a = arr(&[3], &[4., 9., -1.]);
         let b = arr(&[1], &[2.]);
         assert_eq!(values(&eval1(Op::Sub, &[a.clone(), b.clone()])), [2., 7., -3.]);
-        assert_eq!(values(&eval1(Op::Div, &[a.clone(), b])), [2., 4.5, -0.5]);
+        assert_eq!(values(&eval1(Op::Div, &[a.clone(), b.clone()])), [2., 4.5, -0.5]);
+        // The broadcast operand first: the output is larger than it, so it is not reused.
+        assert_eq!(values(&eval1(Op::Sub, &[b, a.clone()])), [-2., -7., 3.]);
         let r = eval1(Op::Sqrt, &[a]);
         assert_eq!(&values(&r)[..2], &[2., 3.]);
         assert!(r[2].is_nan());

@@ -1,16 +1,18 @@
 //! Sparse kernels: building the convolution matrix C of a ConvTranspose (CSR, via sprs) and the
 //! product of dense rows with a CSR matrix.
 
-use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
+use rayon::prelude::*;
 use sprs::{CsMat, TriMat};
 use strider_ir::Shape;
 use strider_ir::op::ConvMatrixAttrs;
 
-use super::conv::scatter_triples;
-use super::{KernelError, cartesian};
+use super::reference::scatter_triples;
+use super::{Ctx, KernelError, array, cartesian};
 
 /// C with C[c·∏in + i, (g·M/g + m)·∏out + o] = W[c, m, k] for every tap k with
-/// o = i·stride + k·dilation − pad_begin inside the output (g = c's group).
+/// o = i·stride + k·dilation − pad_begin inside the output (g = c's group). Stored by columns (CSC):
+/// a column of C is what one output element sums, which is how [`matmul`] reads it.
 pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat<f32>, KernelError> {
     let w_shape = Shape(w.shape().to_vec());
     let geometry = attrs.conv_transpose.geometry(&attrs.x_shape(&w_shape), &w_shape)?;
@@ -42,32 +44,71 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
             }
         }
     }
-    Ok(triplets.to_csr())
+    Ok(triplets.to_csc())
 }
 
-/// Y = X · A for dense X (N, r) and CSR A (r, c).
-pub fn matmul(x: &ArrayViewD<f32>, a: &CsMat<f32>) -> Result<ArrayD<f32>, KernelError> {
-    let x = x.view().into_dimensionality::<ndarray::Ix2>().map_err(|_| KernelError::Layout)?;
-    let (n, cols) = (x.nrows(), a.cols());
-    let mut y = Array2::<f32>::zeros((n, cols));
-    for (r, row) in a.outer_iterator().enumerate() {
-        for b in 0..n {
-            let xv = x[[b, r]];
-            if xv == 0.0 {
-                continue;
-            }
-            let mut out = y.row_mut(b);
-            for (col, &v) in row.iter() {
-                out[col] += xv * v;
-            }
-        }
+/// A sparse matrix operand, stored by columns so that each output element of `X · A` is one dot
+/// product of a row of X with a column of A (parallel over columns, no scatter).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseOperand(CsMat<f32>);
+
+impl SparseOperand {
+    /// Wraps a matrix, converting it to column storage if it is not.
+    pub fn new(matrix: CsMat<f32>) -> Self {
+        SparseOperand(if matrix.is_csc() { matrix } else { matrix.to_csc() })
     }
-    y.into_shape_with_order(IxDyn(&[n, cols])).map_err(|_| KernelError::Layout)
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.0.rows()
+    }
+
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.0.cols()
+    }
+
+    /// The matrix (CSC).
+    pub fn matrix(&self) -> &CsMat<f32> {
+        &self.0
+    }
+
+    /// Memory in `f32`-sized units: each stored value with its index, and the column pointers.
+    pub fn stored_elements(&self) -> usize {
+        let index = size_of::<usize>() / size_of::<f32>();
+        self.0.nnz() * (1 + index) + (self.0.cols() + 1) * index
+    }
 }
+
+/// Y = X · A for dense X (N, r) and A (r, c): each output element is a row of X times a column of A.
+pub fn matmul(ctx: &mut Ctx, x: &ArrayViewD<f32>, a: &SparseOperand) -> Result<ArrayD<f32>, KernelError> {
+    let x = x.view().into_dimensionality::<ndarray::Ix2>().map_err(|_| KernelError::Layout)?;
+    let (n, r, cols) = (x.nrows(), x.ncols(), a.cols());
+    if r != a.rows() {
+        return Err(KernelError::Unsupported(format!("{n}×{r} times a sparse {}×{cols} matrix", a.rows())));
+    }
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().ok_or(KernelError::Layout)?;
+    let mut y = ctx.output(n * cols);
+    let matrix = a.matrix();
+    y.par_chunks_mut(cols.max(1)).zip(xs.par_chunks(r.max(1))).for_each(|(y_row, x_row)| {
+        y_row.par_chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(|(chunk, y_part)| {
+            for (j, out) in y_part.iter_mut().enumerate() {
+                let column = matrix.outer_view(chunk * COLUMNS_PER_TASK + j);
+                *out = column.map_or(0.0, |col| col.iter().map(|(i, &v)| x_row[i] * v).sum());
+            }
+        });
+    });
+    array(&[n, cols], y)
+}
+
+/// Output columns one task computes (enough to amortise scheduling, few enough to balance).
+const COLUMNS_PER_TASK: usize = 4096;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::IxDyn;
     use strider_ir::op::ConvTransposeAttrs;
 
     #[test]
@@ -78,10 +119,10 @@ mod tests {
         let c = conv_matrix(&attrs, &w.view()).unwrap();
         assert_eq!((c.rows(), c.cols(), c.nnz()), (4, 9, 16));
         // Row 0 (input pixel (0,0)) holds the kernel at output pixels (0,0), (0,1), (1,0), (1,1).
-        let row0: Vec<(usize, f32)> = c.outer_view(0).unwrap().iter().map(|(j, &v)| (j, v)).collect();
+        let row0: Vec<(usize, f32)> = (0..9).filter_map(|j| c.get(0, j).map(|&v| (j, v))).collect();
         assert_eq!(row0, vec![(0, 0.), (1, 1.), (3, 2.), (4, 3.)]);
         let x = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0., 1., 2., 3.]).unwrap();
-        let y = matmul(&x.view(), &c).unwrap();
+        let y = matmul(&mut Ctx::new(2), &x.view(), &SparseOperand::new(c)).unwrap();
         assert_eq!(y.as_slice().unwrap(), &[0., 0., 1., 0., 4., 6., 4., 12., 9.]);
     }
 

@@ -1,0 +1,63 @@
+//! `ConvTranspose` as onnxruntime computes it: per batch element and group, cols = Wᵀ · x (one GEMM
+//! over the input channels, in blocks of input positions so the column buffer stays bounded), then
+//! col2im adds each column into the output. Groups with few channels go to the direct kernel.
+
+use ndarray::{ArrayD, ArrayViewD};
+use strider_ir::Shape;
+use strider_ir::op::ConvTransposeAttrs;
+
+use super::col2im::scatter_add;
+use super::geometry::{padded, volume};
+use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, direct};
+use crate::gemm::{self, MatMut, MatRef};
+
+/// ConvTranspose: `y[n, g·M/g + m, o] = B[·] + Σ x[n, g·C/g + c, i] · W[g·C/g + c, m, k]` over every
+/// (i, k) with o = i·stride + k·dilation − pad_begin; positions nothing reaches hold the bias.
+pub fn conv_transpose(
+    ctx: &mut Ctx,
+    attrs: &ConvTransposeAttrs,
+    x: &ArrayViewD<f32>,
+    w: &ArrayViewD<f32>,
+    bias: Option<ArrayViewD<f32>>,
+) -> Result<ArrayD<f32>, KernelError> {
+    let geometry = attrs.geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec()))?;
+    let g = padded(&geometry)?;
+    let (n, c, groups) = (x.shape()[0], x.shape()[1], attrs.group);
+    let (cg, mg) = (c / groups, w.shape()[1]);
+    let m = mg * groups;
+    let (in_len, out_len, k_len) = (volume(&g, |a| a.input), volume(&g, |a| a.output), volume(&g, |a| a.kernel));
+    let mut shape = vec![n, m];
+    shape.extend(geometry.iter().map(|a| a.output));
+    let (xs, ws) = (contiguous(x), contiguous(w));
+    let bias = bias.as_ref().map(contiguous);
+    if direct::prefers_direct(cg, mg) {
+        let y = direct::conv_transpose(ctx, &g, &xs, &ws, bias.as_deref(), [n, c, m, groups])?;
+        return array(&shape, y);
+    }
+    // The output starts as the bias (or zero); the columns are added onto it.
+    let mut y = ctx.output(n * m * out_len);
+    match &bias {
+        Some(bias) => y.chunks_mut(out_len.max(1)).enumerate().for_each(|(i, p)| p.fill(bias[i % m])),
+        None => y.fill(0.0),
+    }
+    let rows = mg * k_len;
+    let block = (BLOCK_ELEMENTS / rows.max(1)).clamp(1, in_len.max(1));
+    let mut cols = ctx.scratch(rows * block);
+    for b in 0..n {
+        for grp in 0..groups {
+            // W for this group is (C/g) × (M/g·k) row-major; its transpose is read in place.
+            let wt = MatRef::row_major(&ws[grp * cg * rows..], cg, rows)?.t();
+            let xg = &xs[(b * c + grp * cg) * in_len..][..cg * in_len];
+            let yg = &mut y[(b * m + grp * mg) * out_len..][..mg * out_len];
+            for q0 in (0..in_len).step_by(block) {
+                let width = block.min(in_len - q0);
+                let cols = &mut cols[..rows * width];
+                let x_block = MatRef::new(&xg[q0..], cg, width, in_len, 1)?;
+                gemm::matmul(MatMut::row_major(cols, rows, width)?, wt, x_block, false, ctx.threads)?;
+                scatter_add(&g, cols, q0..q0 + width, yg);
+            }
+        }
+    }
+    ctx.give_scratch(cols);
+    array(&shape, y)
+}
