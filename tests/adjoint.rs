@@ -104,7 +104,7 @@ proptest! {
         let x = tensor(&x_shape, c.seed);
         let w = tensor(&w_shape, c.seed ^ 1);
         let ctx = &mut Ctx::new(2);
-        let y_t = conv_transpose(ctx, &ct, &x.view(), &w.view(), None).unwrap();
+        let y_t = conv_transpose(ctx, &ct, &x.view(), &w.view(), None, None).unwrap();
         prop_assert_eq!(y_t.shape()[1], m);
         let y_ref = reference::conv_transpose(&ct, &[x.view(), w.view()]).unwrap();
         prop_assert_eq!(y_ref.shape(), y_t.shape());

@@ -3,6 +3,7 @@
 //! original and every output compared; optionally each lowered node alone as well; and the graph
 //! `optimize` would emit, per cost model.
 
+pub mod bench;
 pub mod compare;
 pub mod splice;
 pub mod study;

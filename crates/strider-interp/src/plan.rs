@@ -10,7 +10,7 @@ use ndarray::ArrayD;
 use strider_ir::{Graph, Op, Shape};
 
 use crate::ExecError;
-use crate::kernels::{self, Arg, Ctx, Operand, Tensor};
+use crate::kernels::{self, Arg, Ctx, Operand, Packed, Tensor};
 
 /// How a plan runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +30,10 @@ struct Step {
     inputs: Vec<usize>,
     output: usize,
     output_shapes: Vec<Shape>,
+    /// Floating-point operations of one execution.
+    flops: u64,
+    /// What was prepared for the op's constant inputs.
+    packed: Option<Packed>,
     /// Whether the op may take over its first input's buffer when it is that input's last reader.
     may_reuse_first: bool,
 }
@@ -85,14 +89,19 @@ impl Plan {
                     .map(|&v| constants[v].as_ref().map(|t| Arg::View(t.operand())).ok_or(ExecError::Internal))
                     .collect::<Result<Vec<_>, _>>()?;
                 let value = pool
-                    .install(|| kernels::eval(&mut ctx, &node.op, args, &output_shapes))
+                    .install(|| kernels::eval(&mut ctx, &node.op, args, &output_shapes, None))
                     .map_err(|source| ExecError::kernel(node, source))?;
                 constants[node.outputs[0].index()] = Some(value);
                 continue;
             }
             let first_len = graph.shape(node.inputs[0]).numel();
+            let known: Vec<Option<Operand>> =
+                inputs.iter().map(|&v| constants[v].as_ref().map(Tensor::operand)).collect();
+            let packed = kernels::pack(&node.op, &known);
             steps.push(Step {
+                packed,
                 name: node.name.clone(),
+                flops: graph.node_flops(node),
                 may_reuse_first: kernels::reuses_first_input(&node.op) && first_len == output_shapes[0].numel(),
                 op: node.op.clone(),
                 inputs,
@@ -137,9 +146,16 @@ impl Plan {
         self.steps.iter().map(|s| (s.name.as_str(), s.op.name()))
     }
 
+    /// Floating-point operations of one run (weight-only work done at preparation not included).
+    pub fn flops(&self) -> u64 {
+        self.steps.iter().map(|s| s.flops).sum()
+    }
+
     /// Bytes held by constants (initializers and values evaluated at preparation).
     pub fn constant_bytes(&self) -> usize {
-        self.constants.iter().flatten().map(|t| t.stored_elements() * size_of::<f32>()).sum()
+        let packed: usize = self.steps.iter().filter_map(|s| s.packed.as_ref()).map(Packed::stored_elements).sum();
+        let constants: usize = self.constants.iter().flatten().map(Tensor::stored_elements).sum();
+        (packed + constants) * size_of::<f32>()
     }
 
     /// Runs the plan on `inputs` (by input name) and returns the outputs in declaration order.
@@ -231,11 +247,8 @@ fn execute(
         for &v in &step.inputs[args.len()..] {
             args.push(Arg::View(env[v].operand().ok_or(ExecError::Internal)?));
         }
-        let out = kernels::eval(ctx, &step.op, args, &step.output_shapes).map_err(|source| ExecError::Kernel {
-            node: step.name.clone(),
-            op: step.op.name(),
-            source,
-        })?;
+        let out = kernels::eval(ctx, &step.op, args, &step.output_shapes, step.packed.as_ref())
+            .map_err(|source| ExecError::Kernel { node: step.name.clone(), op: step.op.name(), source })?;
         ctx.hold(out.stored_elements());
         env[step.output] = Slot::Owned(out);
         for &v in &step.inputs {

@@ -5,7 +5,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
-use strider_interp::kernels::{Ctx, conv, conv_transpose, reference};
+use strider_interp::kernels::{Ctx, conv, conv_transpose, pack_weight, reference};
 use strider_ir::op::{ConvAttrs, ConvTransposeAttrs};
 use strider_ir::{Shape, seeded};
 
@@ -99,11 +99,13 @@ proptest! {
         let mut inputs = vec![x.view(), w.view()];
         inputs.extend(bias.clone());
         let want = reference::conv_transpose(&attrs, &inputs).unwrap();
-        for threads in [1, 2] {
+        // The weight transposed once (as a plan prepares it) or read transposed in place.
+        let packed = pack_weight(&attrs, &w.view());
+        for (threads, packed) in [(1, None), (2, None), (1, packed.as_deref()), (2, packed.as_deref())] {
             let ctx = &mut Ctx::new(threads);
-            let got = conv_transpose(ctx, &attrs, &x.view(), &w.view(), bias.clone()).unwrap();
+            let got = conv_transpose(ctx, &attrs, &x.view(), &w.view(), bias.clone(), packed).unwrap();
             prop_assert!(close(&got, &want).is_ok(), "{threads} threads: {:?}", close(&got, &want));
-            let again = conv_transpose(ctx, &attrs, &x.view(), &w.view(), bias.clone()).unwrap();
+            let again = conv_transpose(ctx, &attrs, &x.view(), &w.view(), bias.clone(), packed).unwrap();
             prop_assert_eq!(bits(&got), bits(&again));
         }
     }

@@ -39,6 +39,54 @@ enum Command {
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        threads: ThreadArgs,
+    },
+    /// Time the model and its lowerings, prepared once and run interleaved.
+    ///
+    /// Each variant — the original (`--strategy none`), a forced lowering (`--strategy S`) or the
+    /// graph a cost model extracts (`--cost C`) — is prepared once (weight-only work folded), warmed
+    /// up, then run in rounds A B C A B C … so that their ratios hold on a busy machine. Reports the
+    /// median, interquartile range and minimum, GF/s against this machine's GEMM peak (measured with
+    /// the same kernel and threads), and peak memory. Without --strategy or --cost: the original and
+    /// every lowering.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Time this forced strategy: none, zero-insert, sparse-matmul, col2im, subpixel, matmul (repeatable).
+        #[arg(long = "strategy", value_parser = parse_strategy)]
+        strategies: Vec<Strategy>,
+        /// Time the graph this cost model extracts: flops, memory or a target profile (repeatable).
+        #[arg(long = "cost", value_name = "flops|memory|TARGET.ron")]
+        costs: Vec<String>,
+        #[command(flatten)]
+        threads: ThreadArgs,
+        /// Untimed runs of each variant first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed runs of each variant (instead of --min-time).
+        #[arg(long, conflicts_with = "min_time")]
+        runs: Option<usize>,
+        /// Keep timing rounds for this many seconds (at least 5 runs each).
+        #[arg(long, default_value_t = 2.0)]
+        min_time: f64,
+        /// Also time every node and show its share.
+        #[arg(long)]
+        per_node: bool,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Seed for inputs not given with --input.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Skip (and say so) variants whose explicit sparse matrix stores more elements than this.
+        #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
+        max_matrix_nnz: usize,
+        #[command(flatten)]
+        saturation: SaturationArgs,
     },
     /// Lower a model for a cost model or target and write the result as a runnable model.
     ///
@@ -165,6 +213,14 @@ enum Command {
 }
 
 #[derive(Args)]
+struct ThreadArgs {
+    /// Threads to run on (default: one per core). For a given count, results are bit-identical from
+    /// run to run.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+}
+
+#[derive(Args)]
 struct SaturationArgs {
     /// Stop saturating when the e-graph has this many e-nodes.
     #[arg(long, default_value_t = RunLimits::default().nodes)]
@@ -224,9 +280,49 @@ fn main() -> ExitCode {
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, seed } => {
-            model.load().and_then(|g| commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed }))
-        }
+        Command::Run { model, inputs, out, seed, threads } => model.load().and_then(|g| {
+            commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed, threads: threads.threads })
+        }),
+        Command::Bench {
+            model,
+            strategies,
+            costs,
+            threads,
+            warmup,
+            runs,
+            min_time,
+            per_node,
+            json,
+            inputs,
+            seed,
+            max_matrix_nnz,
+            saturation,
+        } => (|| {
+            let graph = model.load()?;
+            let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            let stop = match runs {
+                Some(n) => strider_check::bench::Stop::Runs(n.max(1)),
+                None => strider_check::bench::Stop::MinTime(
+                    std::time::Duration::try_from_secs_f64(min_time)
+                        .map_err(|_| miette::miette!("--min-time must be a non-negative number of seconds"))?,
+                ),
+            };
+            let args = commands::bench::BenchArgs {
+                strategies,
+                costs,
+                run_limits: saturation.limits()?,
+                max_matrix_nnz,
+                options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, per_node },
+            };
+            let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome).map_err(|e| miette::miette!("{e}"))?);
+            } else {
+                print!("{}", commands::bench::render(&outcome));
+            }
+            Ok(())
+        })(),
         Command::Optimize { model, cost, strategy, fold_constants, output, saturation } => (|| {
             let graph = model.load()?;
             let opts = commands::optimize::OptimizeOptions {

@@ -11,14 +11,37 @@ use super::geometry::{padded, volume};
 use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, direct};
 use crate::gemm::{self, MatMut, MatRef};
 
+/// The weight as the GEMM reads it, W_gᵀ per group ((M/g·k) × C/g, row-major, groups one after
+/// another), when the GEMM path runs for this weight shape; prepared once per plan, since reading the
+/// transpose in place makes the product several times slower.
+pub fn pack_weight(attrs: &ConvTransposeAttrs, w: &ArrayViewD<f32>) -> Option<Vec<f32>> {
+    let groups = attrs.group.max(1);
+    let (cg, mg) = (w.shape().first()? / groups, *w.shape().get(1)?);
+    if direct::prefers_direct(cg, mg) {
+        return None;
+    }
+    let rows = mg * w.shape()[2..].iter().product::<usize>();
+    let ws = contiguous(w);
+    let mut packed = vec![0f32; ws.len()];
+    for grp in 0..groups {
+        let (src, dst) = (&ws[grp * cg * rows..][..cg * rows], &mut packed[grp * cg * rows..][..cg * rows]);
+        for (r, dst_row) in dst.chunks_mut(cg).enumerate() {
+            dst_row.iter_mut().zip(src[r..].iter().step_by(rows)).for_each(|(d, &v)| *d = v);
+        }
+    }
+    Some(packed)
+}
+
 /// ConvTranspose: `y[n, g·M/g + m, o] = B[·] + Σ x[n, g·C/g + c, i] · W[g·C/g + c, m, k]` over every
 /// (i, k) with o = i·stride + k·dilation − pad_begin; positions nothing reaches hold the bias.
+/// `packed` is [`pack_weight`] of `w`, if prepared.
 pub fn conv_transpose(
     ctx: &mut Ctx,
     attrs: &ConvTransposeAttrs,
     x: &ArrayViewD<f32>,
     w: &ArrayViewD<f32>,
     bias: Option<ArrayViewD<f32>>,
+    packed: Option<&[f32]>,
 ) -> Result<ArrayD<f32>, KernelError> {
     let geometry = attrs.geometry(&Shape(x.shape().to_vec()), &Shape(w.shape().to_vec()))?;
     let g = padded(&geometry)?;
@@ -45,8 +68,11 @@ pub fn conv_transpose(
     let mut cols = ctx.scratch(rows * block);
     for b in 0..n {
         for grp in 0..groups {
-            // W for this group is (C/g) × (M/g·k) row-major; its transpose is read in place.
-            let wt = MatRef::row_major(&ws[grp * cg * rows..], cg, rows)?.t();
+            // W for this group is (C/g) × (M/g·k) row-major: its packed transpose, or the transpose read in place.
+            let wt = match packed {
+                Some(p) => MatRef::row_major(&p[grp * cg * rows..], rows, cg)?,
+                None => MatRef::row_major(&ws[grp * cg * rows..], cg, rows)?.t(),
+            };
             let xg = &xs[(b * c + grp * cg) * in_len..][..cg * in_len];
             let yg = &mut y[(b * m + grp * mg) * out_len..][..mg * out_len];
             for q0 in (0..in_len).step_by(block) {

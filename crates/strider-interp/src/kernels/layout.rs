@@ -19,36 +19,56 @@ fn strides_of(shape: &[usize]) -> Vec<isize> {
     strides
 }
 
-/// Fills `dst` (row-major, `shape`) with `src[base + Σ index[a] · strides[a]]`: one strided read per
-/// element, contiguous writes, one row (the last axis) at a time, rows in parallel when large.
+/// Fills `dst` (row-major, `shape`) with `src[base + Σ index[a] · strides[a]]`. Works on tiles of the
+/// last two axes (in parallel when large): a tile whose rows are contiguous in `src` is copied row by
+/// row; a tile whose columns are (a transpose, a depth-to-space interleave) is read column by column,
+/// so reads stay contiguous and only the writes stride.
 fn gather(src: &[f32], base: isize, strides: &[isize], shape: &[usize], dst: &mut [f32]) {
-    let Some((&row_len, lead)) = shape.split_last() else {
-        if let Some(d) = dst.first_mut() {
-            *d = src[base as usize];
-        }
-        return;
-    };
-    if row_len == 0 || dst.is_empty() {
+    let rank = shape.len();
+    if dst.is_empty() {
         return;
     }
-    let step = strides[shape.len() - 1];
-    let copy_row = |row: usize, out: &mut [f32]| {
-        // Offset of the row's first element: decompose the row index over the leading axes.
-        let (mut rest, mut at) = (row, base);
+    if rank == 0 {
+        dst[0] = src[base as usize];
+        return;
+    }
+    let (rows, cols) = if rank == 1 { (1, shape[0]) } else { (shape[rank - 2], shape[rank - 1]) };
+    let (row_step, col_step) = if rank == 1 { (0, strides[0]) } else { (strides[rank - 2], strides[rank - 1]) };
+    let lead = &shape[..rank.saturating_sub(2)];
+    let tile = rows * cols;
+    if tile == 0 {
+        return;
+    }
+    let copy_tile = |index: usize, out: &mut [f32]| {
+        let (mut rest, mut at) = (index, base);
         for (a, &d) in lead.iter().enumerate().rev() {
             at += (rest % d) as isize * strides[a];
             rest /= d;
         }
-        if step == 1 {
-            out.copy_from_slice(&src[at as usize..at as usize + row_len]);
+        if col_step == 1 {
+            for (r, out_row) in out.chunks_mut(cols).enumerate() {
+                let from = (at + r as isize * row_step) as usize;
+                out_row.copy_from_slice(&src[from..from + cols]);
+            }
+        } else if row_step == 1 {
+            for c in 0..cols {
+                let from = (at + c as isize * col_step) as usize;
+                out.iter_mut().skip(c).step_by(cols).zip(&src[from..from + rows]).for_each(|(d, &v)| *d = v);
+            }
         } else {
-            out.iter_mut().enumerate().for_each(|(j, d)| *d = src[(at + j as isize * step) as usize]);
+            for (r, out_row) in out.chunks_mut(cols).enumerate() {
+                let row_at = at + r as isize * row_step;
+                out_row.iter_mut().enumerate().for_each(|(c, d)| *d = src[(row_at + c as isize * col_step) as usize]);
+            }
         }
     };
     if dst.len() >= PARALLEL_ELEMENTS {
-        dst.par_chunks_mut(row_len).enumerate().for_each(|(row, out)| copy_row(row, out));
+        dst.par_chunks_mut(tile)
+            .with_min_len((PARALLEL_ELEMENTS / tile).max(1))
+            .enumerate()
+            .for_each(|(i, out)| copy_tile(i, out));
     } else {
-        dst.chunks_mut(row_len).enumerate().for_each(|(row, out)| copy_row(row, out));
+        dst.chunks_mut(tile).enumerate().for_each(|(i, out)| copy_tile(i, out));
     }
 }
 

@@ -22,7 +22,7 @@ use strider_ir::{Op, Shape};
 use crate::buffers::{Buffers, Usage};
 
 pub use conv::conv;
-pub use conv_transpose::conv_transpose;
+pub use conv_transpose::{conv_transpose, pack_weight};
 pub use sparse::{SparseOperand, conv_matrix};
 
 /// A value the interpreter holds: a dense tensor or a sparse (CSR) matrix.
@@ -259,8 +259,41 @@ pub fn reuses_first_input(op: &Op) -> bool {
     )
 }
 
-/// Evaluates `op` on `args`. `output_shapes` are the shapes inferred for the node.
-pub fn eval(ctx: &mut Ctx, op: &Op, args: Vec<Arg>, output_shapes: &[Shape]) -> Result<Tensor, KernelError> {
+/// Work a plan does once for a node whose weights are constant, so that each run does not.
+#[derive(Debug)]
+pub enum Packed {
+    /// A ConvTranspose weight transposed for its GEMM ([`conv_transpose::pack_weight`]).
+    TransposedWeight(Vec<f32>),
+}
+
+impl Packed {
+    /// Elements held.
+    pub fn stored_elements(&self) -> usize {
+        match self {
+            Packed::TransposedWeight(w) => w.len(),
+        }
+    }
+}
+
+/// Prepares `op` given which of its inputs are constant (`None` for values computed at run time).
+pub fn pack(op: &Op, constants: &[Option<Operand>]) -> Option<Packed> {
+    match (op, constants.get(1)) {
+        (Op::ConvTranspose(a), Some(Some(Operand::Dense(w)))) => {
+            conv_transpose::pack_weight(a, w).map(Packed::TransposedWeight)
+        }
+        _ => None,
+    }
+}
+
+/// Evaluates `op` on `args`. `output_shapes` are the shapes inferred for the node; `packed` is what
+/// [`pack`] prepared for it, if anything.
+pub fn eval(
+    ctx: &mut Ctx,
+    op: &Op,
+    args: Vec<Arg>,
+    output_shapes: &[Shape],
+    packed: Option<&Packed>,
+) -> Result<Tensor, KernelError> {
     let out = output_shapes[0].dims();
     let dense = |i: usize| args[i].dense();
     let dense_out = match op {
@@ -268,7 +301,9 @@ pub fn eval(ctx: &mut Ctx, op: &Op, args: Vec<Arg>, output_shapes: &[Shape]) -> 
         Op::SparseMatMul(_) => sparse::matmul(ctx, &dense(0)?, args[1].operand().sparse()?)?,
         Op::Conv(a) => conv::conv(ctx, a, &dense(0)?, &dense(1)?, args.get(2).map(Arg::dense).transpose()?)?,
         Op::ConvTranspose(a) => {
-            conv_transpose::conv_transpose(ctx, a, &dense(0)?, &dense(1)?, args.get(2).map(Arg::dense).transpose()?)?
+            let packed = packed.map(|Packed::TransposedWeight(w)| w.as_slice());
+            let bias = args.get(2).map(Arg::dense).transpose()?;
+            conv_transpose::conv_transpose(ctx, a, &dense(0)?, &dense(1)?, bias, packed)?
         }
         Op::Upsample(a) => resize::upsample(&dense(0)?, a, out),
         Op::MatMul => matmul::matmul(ctx, &dense(0)?, &dense(1)?)?,
@@ -328,7 +363,7 @@ fn first(args: Vec<Arg>) -> Result<Arg, KernelError> {
 /// Evaluates an op whose inputs and output are dense, once, on one thread (constant folding, tests).
 pub fn eval_dense(op: &Op, inputs: &[ArrayViewD<f32>], output_shapes: &[Shape]) -> Result<ArrayD<f32>, KernelError> {
     let args = inputs.iter().map(|a| Arg::View(Operand::Dense(a.view()))).collect();
-    match eval(&mut Ctx::new(1), op, args, output_shapes)? {
+    match eval(&mut Ctx::new(1), op, args, output_shapes, None)? {
         Tensor::Dense(a) => Ok(a),
         Tensor::Sparse(_) => Err(KernelError::Unsupported(format!("{} has a sparse result; use `eval`", op.name()))),
     }
@@ -351,7 +386,7 @@ mod tests {
         if reuses_first_input(&op) && inputs[0].shape() == out.shape() {
             let mut args = vec![Arg::Owned(inputs[0].clone())];
             args.extend(inputs[1..].iter().map(|a| Arg::View(Operand::Dense(a.view()))));
-            let Tensor::Dense(owned) = eval(&mut Ctx::new(2), &op, args, &out_shapes).unwrap() else { panic!() };
+            let Tensor::Dense(owned) = eval(&mut Ctx::new(2), &op, args, &out_shapes, None).unwrap() else { panic!() };
             assert_eq!(owned.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values_bits(&out));
         }
         out

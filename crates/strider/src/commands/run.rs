@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use ndarray::ArrayD;
-use strider_interp::feeds;
+use strider_interp::{Plan, PlanOptions, feeds};
 use strider_ir::Graph;
 
 /// Options of `strider run`.
@@ -16,6 +16,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Seed for inputs not given.
     pub seed: u64,
+    /// Threads (0: one per core).
+    pub threads: usize,
 }
 
 /// Summary statistics of a tensor.
@@ -85,7 +87,8 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<()> {
         };
         println!("input  {} {}: {how}", value.name, value.ty.shape);
     }
-    let outputs = strider_interp::run(graph, &inputs).into_diagnostic()?;
+    let mut plan = Plan::new(graph, &PlanOptions { threads: opts.threads }).into_diagnostic()?;
+    let outputs = plan.run(&inputs).into_diagnostic()?;
     if let Some(dir) = &opts.out {
         std::fs::create_dir_all(dir).into_diagnostic().wrap_err_with(|| format!("cannot create {}", dir.display()))?;
     }

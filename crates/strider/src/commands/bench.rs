@@ -1,0 +1,200 @@
+//! `strider bench`: time variants of a model (the original, each forced lowering, the graph each cost
+//! model extracts) prepared once and run interleaved, against the GEMM peak of this machine.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use miette::{IntoDiagnostic, miette};
+use ndarray::ArrayD;
+use serde::Serialize;
+use strider_check::bench::{BenchOptions, BenchReport, Variant, bench};
+use strider_check::study::si;
+use strider_ir::{Graph, Layout, Limits};
+use strider_rewrite::{Lowering, RunLimits, Strategy, extract_graph, saturate};
+
+use super::optimize::CostChoice;
+
+/// What `strider bench` compares.
+pub struct BenchArgs {
+    /// Forced strategies (`none` keeps the graph).
+    pub strategies: Vec<Strategy>,
+    /// Cost models, each extracting with every rule.
+    pub costs: Vec<String>,
+    /// Saturation limits.
+    pub run_limits: RunLimits,
+    /// Variants whose explicit sparse matrices store more elements than this are skipped.
+    pub max_matrix_nnz: usize,
+    /// Timing options.
+    pub options: BenchOptions,
+}
+
+/// A variant that was not timed, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    /// The variant.
+    pub label: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The benchmark with the variants left out.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// The timings.
+    #[serde(flatten)]
+    pub report: BenchReport,
+    /// Variants not timed.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Stored elements of every explicit sparse matrix in a graph.
+fn matrix_elements(graph: &Graph) -> usize {
+    graph
+        .values()
+        .iter()
+        .map(|v| match v.ty.layout {
+            Layout::Csr { nnz } => nnz,
+            Layout::Dense => 0,
+        })
+        .sum()
+}
+
+/// A graph's structure (ops, attributes and wiring), to tell variants that came out the same.
+fn fingerprint(graph: &Graph) -> Vec<String> {
+    graph.nodes().map(|(_, n)| format!("{:?} {:?}", n.op, n.inputs)).collect()
+}
+
+/// The graph `optimize` would write for `strategy` and `cost`, weight-only work left for the plan.
+fn lower(
+    graph: &Graph,
+    strategy: Strategy,
+    cost: &CostChoice,
+    args: &BenchArgs,
+    limits: &Limits,
+) -> miette::Result<Graph> {
+    if strategy == Strategy::None {
+        return Ok(graph.clone());
+    }
+    let base = cost.model(true);
+    let model = strategy.model(base.as_ref());
+    let saturated = saturate(graph, &strategy.rules(), &args.run_limits);
+    extract_graph(&saturated, graph, model.as_ref(), limits).map(|(g, _)| g).into_diagnostic()
+}
+
+/// Builds the variants, times them with a progress bar on a terminal, and returns the outcome.
+pub fn run(
+    graph: &Graph,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    args: &BenchArgs,
+    limits: &Limits,
+) -> miette::Result<Outcome> {
+    let mut wanted: Vec<(String, Strategy, CostChoice)> = Vec::new();
+    for &s in &args.strategies {
+        wanted.push((s.to_string(), s, CostChoice::Flops));
+    }
+    for c in &args.costs {
+        let cost = CostChoice::parse(c)?;
+        wanted.push((format!("auto/{}", cost.label().trim_start_matches("target ")), Strategy::Auto, cost));
+    }
+    if wanted.is_empty() {
+        wanted.push(("none".into(), Strategy::None, CostChoice::Flops));
+        wanted.extend(Lowering::ALL.map(|l| (l.name().to_string(), Strategy::Force(l), CostChoice::Flops)));
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut prints: Vec<Vec<String>> = Vec::new();
+    let mut skipped = Vec::new();
+    for (label, strategy, cost) in wanted {
+        bar.set_message(format!("lowering {label}"));
+        let lowered = lower(graph, strategy, &cost, args, limits)?;
+        let print = fingerprint(&lowered);
+        if let Some(same) = prints.iter().position(|p| *p == print) {
+            skipped.push(Skipped { label, reason: format!("the same graph as `{}`", variants[same].label) });
+            continue;
+        }
+        let stored = matrix_elements(&lowered);
+        if stored > args.max_matrix_nnz {
+            let reason = format!(
+                "its explicit sparse matrix stores {} elements, more than --max-matrix-nnz {}",
+                si(stored as f64),
+                si(args.max_matrix_nnz as f64)
+            );
+            skipped.push(Skipped { label, reason });
+            continue;
+        }
+        prints.push(print);
+        variants.push(Variant { label, graph: lowered });
+    }
+    let mut progress = |message: &str| bar.set_message(message.to_string());
+    let report = bench(graph.name(), &variants, inputs, &args.options, &mut progress)
+        .map_err(|e| miette!("a variant does not run: {e}"))?;
+    bar.finish_and_clear();
+    Ok(Outcome { report, skipped })
+}
+
+fn bytes(b: usize) -> String {
+    format!("{}B", si(b as f64))
+}
+
+/// The outcome as a header and a table.
+pub fn render(outcome: &Outcome) -> String {
+    let r = &outcome.report;
+    let m = &r.machine;
+    let mut out = String::new();
+    let _ = writeln!(out, "model `{}`", r.model);
+    let _ = writeln!(
+        out,
+        "machine: {}, {}, {} thread{}; GEMM peak {:.1} GF/s ({n}×{n}×{n} sgemm through the same kernel)",
+        m.cpu,
+        m.simd,
+        m.threads,
+        if m.threads == 1 { "" } else { "s" },
+        m.gemm_peak_gflops,
+        n = m.gemm_peak_size
+    );
+    let runs = r.variants.first().map_or(0, |v| v.times_ms.len());
+    let _ = writeln!(out, "{runs} timed runs per variant after {} warm-up, interleaved; times in ms", r.warmup);
+    let _ = writeln!(out);
+    let fastest = r.variants.iter().map(|v| v.median_ms).fold(f64::INFINITY, f64::min);
+    let mut rows = vec![
+        ["variant", "nodes", "FLOPs", "median", "IQR", "min", "vs best", "GF/s", "of peak", "peak mem"]
+            .map(String::from),
+    ];
+    for v in &r.variants {
+        rows.push([
+            v.label.clone(),
+            v.nodes.to_string(),
+            si(v.flops as f64),
+            format!("{:.3}", v.median_ms),
+            format!("{:.3}", v.q3_ms - v.q1_ms),
+            format!("{:.3}", v.min_ms),
+            format!("{:.2}×", v.median_ms / fastest),
+            format!("{:.1}", v.gflops),
+            format!("{:.0}%", 100.0 * v.fraction_of_peak),
+            bytes(v.peak_bytes),
+        ]);
+    }
+    let widths: Vec<usize> = (0..10).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, &w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    for s in &outcome.skipped {
+        let _ = writeln!(out, "skipped {}: {}", s.label, s.reason);
+    }
+    for v in r.variants.iter().filter(|v| v.per_node.is_some()) {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}: time per node", v.label);
+        for n in v.per_node.iter().flatten() {
+            let _ = writeln!(out, "  {:<28} {:<14} {:>9.3} ms {:>5.1}%", n.node, n.op, n.median_ms, 100.0 * n.share);
+        }
+    }
+    out
+}
