@@ -14,7 +14,7 @@ use strider::rewrite::{Lowering, RunLimits, Strategy, extract_graph, saturate};
 fn optimize(graph: &Graph, strategy: Strategy, base: &dyn CostModel, fold: bool) -> Graph {
     let saturated = saturate(graph, &strategy.rules(), &RunLimits::default());
     let model = strategy.model(base);
-    let (optimized, _) = extract_graph(&saturated, graph, model.as_ref(), &Limits::default()).unwrap();
+    let (optimized, _) = extract_graph(&saturated, graph, model.as_ref(), &Limits::default(), None).unwrap();
     if fold { fold_constants(&optimized, &Limits::default()).unwrap() } else { optimized }
 }
 

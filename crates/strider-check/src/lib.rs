@@ -164,7 +164,7 @@ pub fn check(
         for (model, fold) in &opts.models {
             progress(done, total, &format!("optimized for {}", model.name));
             done += 1;
-            let optimized = extract_graph(&saturated, graph, model.model, limits)
+            let optimized = extract_graph(&saturated, graph, model.model, limits, saturated.deadline)
                 .map_err(|e| e.to_string())
                 .and_then(|(g, _)| if *fold { fold_constants(&g, limits).map_err(|e| e.to_string()) } else { Ok(g) });
             rows.push(match optimized {
@@ -191,7 +191,8 @@ pub(crate) fn lower_alone_with(alone: &Graph, rules: &[Rule], limits: &RunLimits
     let saturated = saturate(alone, rules, limits);
     let flops = Flops::default();
     let model = Avoiding { inner: &flops as &dyn CostModel, ops: &["ConvTranspose", "Upsample"] };
-    let (lowered, _) = extract_graph(&saturated, alone, &model, &Limits { max_elements: usize::MAX }).ok()?;
+    let (lowered, _) =
+        extract_graph(&saturated, alone, &model, &Limits { max_elements: usize::MAX }, saturated.deadline).ok()?;
     (classify(&lowered) != "direct").then_some(lowered)
 }
 

@@ -118,8 +118,10 @@ fn describe(lowering: &str, g: &Graph, models: &[NamedModel], limits: &RunLimits
     }
     bytes += g.initializers().iter().map(|i| 4 * i.data.len() as u64).sum::<u64>();
     let plain = saturate(g, &[], limits);
-    let costs =
-        models.iter().map(|m| extract_graph(&plain, g, m.model, &Limits::default()).ok().map(|(_, c)| c)).collect();
+    let costs = models
+        .iter()
+        .map(|m| extract_graph(&plain, g, m.model, &Limits::default(), plain.deadline).ok().map(|(_, c)| c))
+        .collect();
     Variant { lowering: lowering.to_string(), ops, flops, bytes, costs }
 }
 
@@ -151,7 +153,9 @@ fn explore_node(graph: &Graph, node: &strider_ir::Node, models: &[NamedModel], l
         let base = crate::cost::Flops::default();
         // Prefer the family's form over the node as it stands (an Upsample too).
         let model = Avoiding { inner: &base, ops: &["ConvTranspose", "Upsample"] };
-        let Ok((lowered, _)) = extract_graph(&saturated, &alone, &model, &Limits::default()) else { continue };
+        let Ok((lowered, _)) = extract_graph(&saturated, &alone, &model, &Limits::default(), saturated.deadline) else {
+            continue;
+        };
         // A family that does not apply leaves the node as it is.
         if classify(&lowered) != "direct" {
             variants.push(describe(lowering.name(), &lowered, models, limits));

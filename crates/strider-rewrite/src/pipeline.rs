@@ -1,7 +1,7 @@
 //! The whole optimization: graph → e-graph → saturate → extract → graph, with the statistics a
 //! report needs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use egg::{Id, Runner, StopReason};
 use strider_ir::{Graph, Limits};
@@ -19,7 +19,8 @@ pub struct RunLimits {
     pub nodes: usize,
     /// Stop after this many iterations.
     pub iterations: usize,
-    /// Stop after this much time.
+    /// Time budget: saturation stops when it is spent, and an extraction given
+    /// [`Saturated::deadline`] stops refining then too.
     pub time: Duration,
 }
 
@@ -48,6 +49,10 @@ pub struct Saturated {
     pub stop_reason: String,
     /// E-graph size after each iteration (the first entry is the initial graph).
     pub sizes: Vec<IterationSize>,
+    /// When the run's time budget ([`RunLimits::time`], counted from the start of saturation) ends;
+    /// `None` when it is too far away to represent. Passed to [`extract_graph`], it makes saturation
+    /// and extraction share one budget.
+    pub deadline: Option<Instant>,
 }
 
 /// Why optimization failed.
@@ -63,6 +68,7 @@ pub enum OptimizeError {
 
 /// Saturates the e-graph of `graph` with `rules`.
 pub fn saturate(graph: &Graph, rules: &[Rule], limits: &RunLimits) -> Saturated {
+    let deadline = Instant::now().checked_add(limits.time);
     let seeded = to_egraph(graph);
     let initial =
         IterationSize { nodes: seeded.egraph.total_number_of_nodes(), classes: seeded.egraph.number_of_classes() };
@@ -85,17 +91,20 @@ pub fn saturate(graph: &Graph, rules: &[Rule], limits: &RunLimits) -> Saturated 
     let mut egraph = runner.egraph;
     egraph.rebuild();
     let roots = seeded.roots.iter().map(|&r| egraph.find(r)).collect();
-    Saturated { egraph, roots, stop_reason, sizes }
+    Saturated { egraph, roots, stop_reason, sizes, deadline }
 }
 
 /// Extracts the cheapest graph under `model`, keeping `original`'s name, inputs and output names.
+/// Past `deadline` (usually [`Saturated::deadline`]; `None` for none) extraction returns the best
+/// choice it has found so far instead of refining it.
 pub fn extract_graph(
     saturated: &Saturated,
     original: &Graph,
     model: &dyn CostModel,
     limits: &Limits,
+    deadline: Option<Instant>,
 ) -> Result<(Graph, f64), OptimizeError> {
-    let extraction = extract(&saturated.egraph, &saturated.roots, model)?;
+    let extraction = extract(&saturated.egraph, &saturated.roots, model, deadline)?;
     let inputs: Vec<_> =
         original.inputs().iter().map(|&v| (original.value(v).name.clone(), original.shape(v).clone())).collect();
     let outputs: Vec<String> = original.outputs().iter().map(|&v| original.value(v).name.clone()).collect();

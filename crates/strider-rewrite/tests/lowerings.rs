@@ -109,7 +109,7 @@ fn lower_with(original: &Graph, mut rules: Vec<strider_rewrite::Rule>) -> Graph 
     let saturated = saturate(original, &rules, &RunLimits::default());
     let flops = Flops::default();
     let model = Avoiding { inner: &flops, ops: &["ConvTranspose"] };
-    extract_graph(&saturated, original, &model, &Limits::default()).unwrap().0
+    extract_graph(&saturated, original, &model, &Limits::default(), None).unwrap().0
 }
 
 fn outputs(g: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> ArrayD<f32> {
@@ -235,7 +235,7 @@ proptest! {
         let saturated = saturate(&original, &rules, &RunLimits::default());
         let flops = Flops::default();
         let model = Avoiding { inner: &flops, ops: &["BatchNormalization"] };
-        let folded = extract_graph(&saturated, &original, &model, &Limits::default()).unwrap().0;
+        let folded = extract_graph(&saturated, &original, &model, &Limits::default(), None).unwrap().0;
         prop_assert!(folded.nodes().all(|(_, n)| !matches!(n.op, Op::BatchNormalization(_))), "{}", describe(&folded));
         let mut inputs = HashMap::new();
         feeds::fill_missing(&original, c.seed, &mut inputs);

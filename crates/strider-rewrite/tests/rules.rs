@@ -85,7 +85,7 @@ fn verify(rule: &str, original: &Graph, base: &dyn CostModel, avoid: &[&str]) {
     assert_eq!(rules.len(), 1, "no rule named {rule}");
     let saturated = saturate(original, &rules, &RunLimits::default());
     let model = Avoiding { inner: base, ops: avoid };
-    let (rewritten, _) = extract_graph(&saturated, original, &model, &Limits::default()).unwrap();
+    let (rewritten, _) = extract_graph(&saturated, original, &model, &Limits::default(), None).unwrap();
     let ops = |g: &Graph| g.nodes().map(|(_, n)| n.op.name()).collect::<Vec<_>>();
     assert_ne!(ops(&rewritten), ops(original), "{rule} did not fire");
     let mut inputs = HashMap::new();
@@ -398,7 +398,7 @@ fn shared_values_are_paid_for_once() {
         .node(Op::Concat(ConcatAttrs { axis: 1 }), &["a", "b"], "y")
         .graph("y");
     let saturated = saturate(&g, &[], &RunLimits::default());
-    let extraction = extract(&saturated.egraph, &saturated.roots, &Flops::default()).unwrap();
+    let extraction = extract(&saturated.egraph, &saturated.roots, &Flops::default(), None).unwrap();
     let distinct: u64 = g.nodes().map(|(_, n)| g.node_flops(n)).sum();
     assert_eq!(extraction.cost, distinct as f64);
     let conv_flops = g.nodes().find(|(_, n)| n.name == "shared").map(|(_, n)| g.node_flops(n)).unwrap();

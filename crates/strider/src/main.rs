@@ -228,7 +228,8 @@ struct SaturationArgs {
     /// Stop saturating after this many iterations.
     #[arg(long, default_value_t = RunLimits::default().iterations)]
     iter_limit: usize,
-    /// Stop saturating after this many seconds.
+    /// Time budget in seconds: saturation stops when it is spent, and extraction then keeps its quick
+    /// greedy choice instead of refining it.
     #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64())]
     time_limit: f64,
 }

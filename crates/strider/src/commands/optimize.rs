@@ -101,7 +101,7 @@ fn summarize(graph: &Graph) -> Summary {
 /// Cost of a graph as it stands under `model` (no rules).
 fn cost_of(graph: &Graph, model: &dyn CostModel, limits: &Limits) -> Option<f64> {
     let plain = saturate(graph, &[], &RunLimits::default());
-    extract_graph(&plain, graph, model, limits).ok().map(|(_, cost)| cost)
+    extract_graph(&plain, graph, model, limits, plain.deadline).ok().map(|(_, cost)| cost)
 }
 
 /// Runs the optimization and returns the report text (and writes the model when asked).
@@ -114,7 +114,8 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
     let saturated = saturate(graph, &rules, &opts.run_limits);
     let saturation_time = started.elapsed();
     let started = Instant::now();
-    let (mut optimized, cost) = extract_graph(&saturated, graph, model.as_ref(), limits).into_diagnostic()?;
+    let (mut optimized, cost) =
+        extract_graph(&saturated, graph, model.as_ref(), limits, saturated.deadline).into_diagnostic()?;
     if fold {
         optimized = fold_constants(&optimized, limits).into_diagnostic()?;
     }
