@@ -79,7 +79,7 @@ fn lower(
     let base = cost.model(true);
     let model = strategy.model(base.as_ref());
     let saturated = saturate(graph, &strategy.rules(), &args.run_limits);
-    extract_graph(&saturated, graph, model.as_ref(), limits).map(|(g, _)| g).into_diagnostic()
+    extract_graph(&saturated, graph, model.as_ref(), limits, saturated.deadline).map(|(g, _)| g).into_diagnostic()
 }
 
 /// Builds the variants, times them with a progress bar on a terminal, and returns the outcome.
@@ -108,7 +108,13 @@ pub fn run(
     let mut skipped = Vec::new();
     for (label, strategy, cost) in wanted {
         bar.set_message(format!("lowering {label}"));
-        let lowered = lower(graph, strategy, &cost, args, limits)?;
+        let lowered = match lower(graph, strategy, &cost, args, limits) {
+            Ok(g) => g,
+            Err(e) => {
+                skipped.push(Skipped { label, reason: format!("cannot be built: {e}") });
+                continue;
+            }
+        };
         let print = fingerprint(&lowered);
         if let Some(same) = prints.iter().position(|p| *p == print) {
             skipped.push(Skipped { label, reason: format!("the same graph as `{}`", variants[same].label) });
