@@ -24,13 +24,6 @@ impl Buffers {
         }
     }
 
-    /// A buffer of `len` zeros.
-    pub fn zeros(&mut self, len: usize) -> Vec<f32> {
-        let mut buffer = self.take(len);
-        buffer.fill(0.0);
-        buffer
-    }
-
     /// Keeps a buffer for reuse.
     pub fn give(&mut self, buffer: Vec<f32>) {
         if buffer.capacity() > 0 {
@@ -73,15 +66,14 @@ mod tests {
     #[test]
     fn buffers_are_reused_best_fit() {
         let mut b = Buffers::default();
-        let x = b.zeros(100);
+        let x = b.take(100);
         let y = b.take(50);
         let x_ptr = x.as_ptr();
         b.give(x);
         b.give(y);
-        // The best fit for 80 elements is the 100-element buffer, zeroed again.
-        let z = b.zeros(80);
+        // The best fit for 80 elements is the 100-element buffer.
+        let z = b.take(80);
         assert_eq!((z.as_ptr(), z.len()), (x_ptr, 80));
-        assert!(z.iter().all(|&v| v == 0.0));
         b.give(z);
         assert_eq!(b.retained_elements(), 150);
     }

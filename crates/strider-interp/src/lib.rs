@@ -6,6 +6,7 @@
 pub mod buffers;
 pub mod feeds;
 pub mod fold;
+mod fusion;
 pub mod gemm;
 pub mod kernels;
 pub mod plan;

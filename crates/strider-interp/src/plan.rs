@@ -10,7 +10,8 @@ use ndarray::ArrayD;
 use strider_ir::{Graph, Op, Shape};
 
 use crate::ExecError;
-use crate::kernels::{self, Arg, Ctx, Operand, Packed, Tensor};
+use crate::fusion;
+use crate::kernels::{self, Arg, Ctx, Operand, Packed, PhaseConvs, Tensor};
 
 /// How a plan runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,20 +23,39 @@ pub struct PlanOptions {
 /// Graph outputs by name, in declaration order.
 pub type Outputs = Vec<(String, ArrayD<f32>)>;
 
-/// One node to execute per run.
+/// One unit of work per run: a node, or several nodes fused.
 #[derive(Debug)]
 struct Step {
     name: String,
-    op: Op,
+    work: Work,
     inputs: Vec<usize>,
     output: usize,
     output_shapes: Vec<Shape>,
     /// Floating-point operations of one execution.
     flops: u64,
-    /// What was prepared for the op's constant inputs.
-    packed: Option<Packed>,
-    /// Whether the op may take over its first input's buffer when it is that input's last reader.
-    may_reuse_first: bool,
+}
+
+#[derive(Debug)]
+enum Work {
+    /// One node's op.
+    Op {
+        op: Op,
+        /// What was prepared for the op's constant inputs.
+        packed: Option<Packed>,
+        /// Whether the op may take over its first input's buffer when it is that input's last reader.
+        may_reuse_first: bool,
+    },
+    /// Exact phase convolutions with their Concat and DepthToSpace.
+    PhaseConvs(PhaseConvs),
+}
+
+impl Work {
+    fn label(&self) -> &'static str {
+        match self {
+            Work::Op { op, .. } => op.name(),
+            Work::PhaseConvs(_) => "PhaseConvs",
+        }
+    }
 }
 
 /// A graph prepared for repeated execution.
@@ -79,35 +99,60 @@ impl Plan {
         for init in graph.initializers() {
             constants[init.value.index()] = Some(Tensor::Dense(init.data.clone()));
         }
-        let mut steps = Vec::new();
-        for (_, node) in graph.nodes() {
+        let mut remaining = Vec::new();
+        for (id, node) in graph.nodes() {
             let inputs: Vec<usize> = node.inputs.iter().map(|v| v.index()).collect();
-            let output_shapes = graph.output_shapes(node);
-            if inputs.iter().all(|&v| constants[v].is_some()) {
-                let args = inputs
-                    .iter()
-                    .map(|&v| constants[v].as_ref().map(|t| Arg::View(t.operand())).ok_or(ExecError::Internal))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let value = pool
-                    .install(|| kernels::eval(&mut ctx, &node.op, args, &output_shapes, None))
-                    .map_err(|source| ExecError::kernel(node, source))?;
-                constants[node.outputs[0].index()] = Some(value);
+            if !inputs.iter().all(|&v| constants[v].is_some()) {
+                remaining.push(id);
                 continue;
             }
-            let first_len = graph.shape(node.inputs[0]).numel();
-            let known: Vec<Option<Operand>> =
-                inputs.iter().map(|&v| constants[v].as_ref().map(Tensor::operand)).collect();
-            let packed = kernels::pack(&node.op, &known);
-            steps.push(Step {
-                packed,
-                name: node.name.clone(),
-                flops: graph.node_flops(node),
-                may_reuse_first: kernels::reuses_first_input(&node.op) && first_len == output_shapes[0].numel(),
-                op: node.op.clone(),
-                inputs,
-                output: node.outputs[0].index(),
-                output_shapes,
-            });
+            let args = inputs
+                .iter()
+                .map(|&v| constants[v].as_ref().map(|t| Arg::View(t.operand())).ok_or(ExecError::Internal))
+                .collect::<Result<Vec<_>, _>>()?;
+            let value = pool
+                .install(|| kernels::eval(&mut ctx, &node.op, args, &graph.output_shapes(node), None))
+                .map_err(|source| ExecError::kernel(node, source))?;
+            constants[node.outputs[0].index()] = Some(value);
+        }
+        let mut fusions = fusion::phase_convolutions(graph, &remaining, &constants);
+        let mut steps = Vec::new();
+        for id in remaining {
+            let node = graph.node(id);
+            if fusions.absorbed.contains(&id) {
+                continue;
+            }
+            let output_shapes = graph.output_shapes(node);
+            let step = match fusions.fused.remove(&id) {
+                Some(fused) => Step {
+                    name: node.name.clone(),
+                    flops: fused.flops,
+                    inputs: fused.inputs,
+                    work: Work::PhaseConvs(fused.convs),
+                    output: node.outputs[0].index(),
+                    output_shapes,
+                },
+                None => {
+                    let inputs: Vec<usize> = node.inputs.iter().map(|v| v.index()).collect();
+                    let known: Vec<Option<Operand>> =
+                        inputs.iter().map(|&v| constants[v].as_ref().map(Tensor::operand)).collect();
+                    let first_len = graph.shape(node.inputs[0]).numel();
+                    Step {
+                        name: node.name.clone(),
+                        flops: graph.node_flops(node),
+                        work: Work::Op {
+                            packed: kernels::pack(&node.op, &known),
+                            may_reuse_first: kernels::reuses_first_input(&node.op)
+                                && first_len == output_shapes[0].numel(),
+                            op: node.op.clone(),
+                        },
+                        inputs,
+                        output: node.outputs[0].index(),
+                        output_shapes,
+                    }
+                }
+            };
+            steps.push(step);
         }
         let mut uses = vec![0; graph.values().len()];
         for step in &steps {
@@ -143,7 +188,7 @@ impl Plan {
 
     /// Names of the nodes executed per run (weight-only nodes were evaluated at preparation), in order.
     pub fn step_names(&self) -> impl Iterator<Item = (&str, &'static str)> {
-        self.steps.iter().map(|s| (s.name.as_str(), s.op.name()))
+        self.steps.iter().map(|s| (s.name.as_str(), s.work.label()))
     }
 
     /// Floating-point operations of one run (weight-only work done at preparation not included).
@@ -153,7 +198,14 @@ impl Plan {
 
     /// Bytes held by constants (initializers and values evaluated at preparation).
     pub fn constant_bytes(&self) -> usize {
-        let packed: usize = self.steps.iter().filter_map(|s| s.packed.as_ref()).map(Packed::stored_elements).sum();
+        let packed: usize = self
+            .steps
+            .iter()
+            .map(|s| match &s.work {
+                Work::Op { packed, .. } => packed.as_ref().map_or(0, Packed::stored_elements),
+                Work::PhaseConvs(p) => p.stored_elements(),
+            })
+            .sum();
         let constants: usize = self.constants.iter().flatten().map(Tensor::stored_elements).sum();
         (packed + constants) * size_of::<f32>()
     }
@@ -231,25 +283,37 @@ fn execute(
     let mut remaining = uses.to_vec();
     for step in steps {
         let start = times.is_some().then(Instant::now);
-        let first = step.inputs[0];
-        let donate = step.may_reuse_first
-            && remaining[first] == 1
-            && !step.inputs[1..].contains(&first)
-            && matches!(env[first], Slot::Owned(Tensor::Dense(_)));
-        let mut args = Vec::with_capacity(step.inputs.len());
-        if donate {
-            let Slot::Owned(Tensor::Dense(a)) = std::mem::replace(&mut env[first], Slot::Empty) else {
-                return Err(ExecError::Internal);
-            };
-            ctx.release(a.len());
-            args.push(Arg::Owned(a));
+        let out = match &step.work {
+            Work::Op { op, packed, may_reuse_first } => {
+                let first = step.inputs[0];
+                let donate = *may_reuse_first
+                    && remaining[first] == 1
+                    && !step.inputs[1..].contains(&first)
+                    && matches!(env[first], Slot::Owned(Tensor::Dense(_)));
+                let mut args = Vec::with_capacity(step.inputs.len());
+                if donate {
+                    let Slot::Owned(Tensor::Dense(a)) = std::mem::replace(&mut env[first], Slot::Empty) else {
+                        return Err(ExecError::Internal);
+                    };
+                    ctx.release(a.len());
+                    args.push(Arg::Owned(a));
+                }
+                for &v in &step.inputs[args.len()..] {
+                    args.push(Arg::View(env[v].operand().ok_or(ExecError::Internal)?));
+                }
+                kernels::eval(ctx, op, args, &step.output_shapes, packed.as_ref())
+            }
+            Work::PhaseConvs(convs) => {
+                let views = step
+                    .inputs
+                    .iter()
+                    .map(|&v| env[v].operand().ok_or(ExecError::Internal)?.dense().map_err(|_| ExecError::Internal))
+                    .collect::<Result<Vec<_>, _>>()?;
+                convs.run(ctx, &views, step.output_shapes[0].dims()).map(Tensor::Dense)
+            }
         }
-        for &v in &step.inputs[args.len()..] {
-            args.push(Arg::View(env[v].operand().ok_or(ExecError::Internal)?));
-        }
-        let out = kernels::eval(ctx, &step.op, args, &step.output_shapes, step.packed.as_ref())
-            .map_err(|source| ExecError::Kernel { node: step.name.clone(), op: step.op.name(), source })?;
-        ctx.hold(out.stored_elements());
+        .map_err(|source| ExecError::Kernel { node: step.name.clone(), op: step.work.label(), source })?;
+        ctx.settle_output(out.stored_elements());
         env[step.output] = Slot::Owned(out);
         for &v in &step.inputs {
             remaining[v] -= 1;

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use strider_ir::op::{AxisGeometry, Col2ImAttrs};
 
 use super::geometry::{RANK, padded, transpose_inputs_inside, transpose_target, volume};
-use super::{Ctx, KernelError, array, contiguous};
+use super::{Ctx, KernelError, array, contiguous, grain};
 
 /// Adds a block of columns into the output planes. `cols` has one row per (plane, tap) — planes
 /// outermost — and one column per input position in `positions`; `planes` holds one output plane of
@@ -24,38 +24,40 @@ pub(crate) fn scatter_add(
         return;
     }
     let in2 = g[2].input;
-    planes.par_chunks_mut(out_len).zip(cols.par_chunks(k_len * width)).for_each(|(plane, rows)| {
-        for (k, row) in rows.chunks(width).enumerate() {
-            let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
-            let inside = transpose_inputs_inside(&g[2], tap[2]);
-            let (s, e) = (g[2].stride, (tap[2] * g[2].dilation) as i64 - g[2].pad_begin);
-            let mut p = positions.start;
-            while p < positions.end {
-                let (line, i_start) = (p / in2, p % in2);
-                let i_end = in2.min(i_start + positions.end - p);
-                let target = transpose_target(&g[0], line / g[1].input, tap[0]).zip(transpose_target(
-                    &g[1],
-                    line % g[1].input,
-                    tap[1],
-                ));
-                if let Some((oa, ob)) = target {
-                    let y_line = &mut plane[(oa * g[1].output + ob) * g[2].output..][..g[2].output];
-                    let lo = inside.start.clamp(i_start, i_end);
-                    let hi = inside.end.clamp(lo, i_end);
-                    let src = &row[p - positions.start + lo - i_start..][..hi - lo];
-                    let first = (lo as i64 * s as i64 + e) as usize;
-                    if src.is_empty() {
-                        // No input on this line reaches the output through this tap.
-                    } else if s == 1 {
-                        y_line[first..first + src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                    } else {
-                        y_line[first..].iter_mut().step_by(s).zip(src).for_each(|(d, &v)| *d += v);
+    planes.par_chunks_mut(out_len).zip(cols.par_chunks(k_len * width)).with_min_len(grain(k_len * width)).for_each(
+        |(plane, rows)| {
+            for (k, row) in rows.chunks(width).enumerate() {
+                let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
+                let inside = transpose_inputs_inside(&g[2], tap[2]);
+                let (s, e) = (g[2].stride, (tap[2] * g[2].dilation) as i64 - g[2].pad_begin);
+                let mut p = positions.start;
+                while p < positions.end {
+                    let (line, i_start) = (p / in2, p % in2);
+                    let i_end = in2.min(i_start + positions.end - p);
+                    let target = transpose_target(&g[0], line / g[1].input, tap[0]).zip(transpose_target(
+                        &g[1],
+                        line % g[1].input,
+                        tap[1],
+                    ));
+                    if let Some((oa, ob)) = target {
+                        let y_line = &mut plane[(oa * g[1].output + ob) * g[2].output..][..g[2].output];
+                        let lo = inside.start.clamp(i_start, i_end);
+                        let hi = inside.end.clamp(lo, i_end);
+                        let src = &row[p - positions.start + lo - i_start..][..hi - lo];
+                        let first = (lo as i64 * s as i64 + e) as usize;
+                        if src.is_empty() {
+                            // No input on this line reaches the output through this tap.
+                        } else if s == 1 {
+                            y_line[first..first + src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                        } else {
+                            y_line[first..].iter_mut().step_by(s).zip(src).for_each(|(d, &v)| *d += v);
+                        }
                     }
+                    p += i_end - i_start;
                 }
-                p += i_end - i_start;
             }
-        }
-    });
+        },
+    );
 }
 
 /// ONNX Col2Im: out[n, c, p·s − pad + b·d] += x[n, c·∏block + b, p] over block offsets b and

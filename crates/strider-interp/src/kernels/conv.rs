@@ -9,7 +9,7 @@ use strider_ir::Shape;
 use strider_ir::op::{AxisGeometry, ConvAttrs};
 
 use super::geometry::{RANK, conv_outputs_inside, conv_source, padded, volume};
-use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, direct};
+use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, direct, grain};
 use crate::gemm::{self, MatMut, MatRef};
 
 /// Conv: y = W ⋆ x (+ B).
@@ -77,7 +77,7 @@ pub(crate) fn add_bias(y: &mut [f32], bias: &[f32], plane: usize) {
     if plane == 0 || bias.is_empty() {
         return;
     }
-    y.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+    y.par_chunks_mut(plane).enumerate().with_min_len(grain(plane)).for_each(|(i, p)| {
         let b = bias[i % bias.len()];
         p.iter_mut().for_each(|v| *v += b);
     });
@@ -85,11 +85,34 @@ pub(crate) fn add_bias(y: &mut [f32], bias: &[f32], plane: usize) {
 
 /// Fills `cols` (rows = channel × tap, columns = the output positions in `positions`) from the
 /// channels of one group, `xg` holding `in_len` elements per channel. Rows are filled in parallel.
-fn im2col(g: &[AxisGeometry; RANK], xg: &[f32], in_len: usize, positions: std::ops::Range<usize>, cols: &mut [f32]) {
+/// Short output lines go through an index map shared by all channels (per-line work would dominate);
+/// long ones are copied a line segment at a time.
+pub(crate) fn im2col(
+    g: &[AxisGeometry; RANK],
+    xg: &[f32],
+    in_len: usize,
+    positions: std::ops::Range<usize>,
+    cols: &mut [f32],
+) {
+    if g[2].output < SHORT_LINE {
+        im2col_indexed(g, xg, in_len, positions, cols)
+    } else {
+        im2col_lines(g, xg, in_len, positions, cols)
+    }
+}
+
+/// im2col one output line segment at a time: a copy (stride 1) or a strided read per segment.
+fn im2col_lines(
+    g: &[AxisGeometry; RANK],
+    xg: &[f32],
+    in_len: usize,
+    positions: std::ops::Range<usize>,
+    cols: &mut [f32],
+) {
     let width = positions.len();
     let k_len = volume(g, |a| a.kernel);
     let (out1, out2) = (g[1].output, g[2].output);
-    cols.par_chunks_mut(width.max(1)).enumerate().for_each(|(row, dst)| {
+    cols.par_chunks_mut(width.max(1)).enumerate().with_min_len(grain(width)).for_each(|(row, dst)| {
         let (ci, k) = (row / k_len, row % k_len);
         let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
         let xc = &xg[ci * in_len..][..in_len];
@@ -126,10 +149,81 @@ fn im2col(g: &[AxisGeometry; RANK], xg: &[f32], in_len: usize, positions: std::o
     });
 }
 
+/// Output lines shorter than this use [`im2col_indexed`].
+const SHORT_LINE: usize = 32;
+
+/// im2col through a map from (tap, position) to the input offset within a channel (or none, for
+/// padding), built once and applied to every channel.
+fn im2col_indexed(
+    g: &[AxisGeometry; RANK],
+    xg: &[f32],
+    in_len: usize,
+    positions: std::ops::Range<usize>,
+    cols: &mut [f32],
+) {
+    let width = positions.len();
+    let k_len = volume(g, |a| a.kernel);
+    let (out1, out2) = (g[1].output, g[2].output);
+    let map: Vec<Option<usize>> = (0..k_len)
+        .flat_map(|k| {
+            let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
+            positions.clone().map(move |p| {
+                let (line, o) = (p / out2, p % out2);
+                let (ia, ib, ic) = (
+                    conv_source(&g[0], line / out1, tap[0])?,
+                    conv_source(&g[1], line % out1, tap[1])?,
+                    conv_source(&g[2], o, tap[2])?,
+                );
+                Some((ia * g[1].input + ib) * g[2].input + ic)
+            })
+        })
+        .collect();
+    cols.par_chunks_mut(width.max(1)).enumerate().with_min_len(grain(width)).for_each(|(row, dst)| {
+        let (ci, k) = (row / k_len, row % k_len);
+        let xc = &xg[ci * in_len..][..in_len];
+        for (d, source) in dst.iter_mut().zip(&map[k * width..][..width]) {
+            *d = source.map_or(0.0, |i| xc[i]);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::IxDyn;
+
+    #[test]
+    fn both_im2col_forms_agree() {
+        let axis = |input: usize, output: usize, kernel, stride, dilation, pad_begin| AxisGeometry {
+            input,
+            output,
+            kernel,
+            stride,
+            dilation,
+            pad_begin,
+            pad_end: 0,
+            output_padding: 0,
+        };
+        let cases = [
+            [axis(1, 1, 1, 1, 1, 0), axis(5, 4, 3, 1, 1, 0), axis(40, 40, 3, 1, 1, 1)],
+            [axis(3, 2, 2, 2, 1, 1), axis(6, 3, 3, 2, 2, 2), axis(70, 34, 4, 2, 1, 1)],
+            [axis(1, 1, 1, 1, 1, 0), axis(1, 1, 1, 1, 1, 0), axis(9, 5, 5, 3, 2, 4)],
+        ];
+        for g in cases {
+            let (c, in_len, k_len, out_len) =
+                (2, volume(&g, |a| a.input), volume(&g, |a| a.kernel), volume(&g, |a| a.output));
+            let x: Vec<f32> = (0..c * in_len).map(|v| v as f32 + 1.0).collect();
+            for positions in [0..out_len, out_len / 3..out_len - 1] {
+                let len = c * k_len * positions.len();
+                let (mut lines, mut indexed) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                im2col_lines(&g, &x, in_len, positions.clone(), &mut lines);
+                im2col_indexed(&g, &x, in_len, positions.clone(), &mut indexed);
+                assert_eq!(lines, indexed, "{g:?} {positions:?}");
+                // Every entry is an input element or padding.
+                assert!(lines.iter().all(|&v| v == 0.0 || x.contains(&v)));
+            }
+        }
+    }
 
     fn arr(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
         ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use strider_ir::op::AxisGeometry;
 
 use super::geometry::{RANK, conv_outputs_inside, conv_source, phase_len, tap_phase, transpose_source, volume};
-use super::{Ctx, KernelError};
+use super::{Ctx, KernelError, grain};
 
 /// Whether a convolution with `cg` input and `mg` output channels per group runs faster directly than
 /// as GEMMs (measured: below about 16 channel pairs per group the GEMMs are too small to pay off).
@@ -53,43 +53,45 @@ pub fn conv_transpose(
     let starts = phase_starts(inner.output, s);
     let taps: Vec<(usize, i64)> = (0..inner.kernel).map(|k| tap_phase(inner, k)).collect();
     let mut y = ctx.output(n * m * out_len);
-    y.par_chunks_mut(out_len.max(1)).enumerate().for_each(|(plane_index, plane)| {
-        let (b, mo) = (plane_index / m, plane_index % m);
-        let (grp, mi) = (mo / mg, mo % mg);
-        let base = bias.map_or(0.0, |bias| bias[mo]);
-        let mut acc = vec![0f32; inner.output];
-        for (line, y_line) in plane.chunks_mut(inner.output.max(1)).enumerate() {
-            let (oa, ob) = (line / g[1].output, line % g[1].output);
-            acc.fill(0.0);
-            for ci in 0..cg {
-                let ch = grp * cg + ci;
-                let xc = &xs[(b * c + ch) * in_len..][..in_len];
-                let wk = &ws[(ch * mg + mi) * k_len..][..k_len];
-                for ka in 0..g[0].kernel {
-                    let Some(ia) = transpose_source(&g[0], oa, ka) else { continue };
-                    for kb in 0..g[1].kernel {
-                        let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
-                        let x_line = &xc[(ia * g[1].input + ib) * inner.input..][..inner.input];
-                        let w_row = &wk[(ka * g[1].kernel + kb) * inner.kernel..][..inner.kernel];
-                        for (&(r, q), &wv) in taps.iter().zip(w_row) {
-                            // Input i lands at position i + q of phase r.
-                            let len = (starts[r + 1] - starts[r]) as i64;
-                            let (lo, hi) = ((-q).max(0), (len - q).min(inner.input as i64));
-                            if lo < hi {
-                                let (lo, hi) = (lo as usize, hi as usize);
-                                let at = starts[r] + (lo as i64 + q) as usize;
-                                axpy(&mut acc[at..at + hi - lo], wv, &x_line[lo..hi]);
+    y.par_chunks_mut(out_len.max(1)).enumerate().with_min_len(grain(out_len * cg * k_len)).for_each(
+        |(plane_index, plane)| {
+            let (b, mo) = (plane_index / m, plane_index % m);
+            let (grp, mi) = (mo / mg, mo % mg);
+            let base = bias.map_or(0.0, |bias| bias[mo]);
+            let mut acc = vec![0f32; inner.output];
+            for (line, y_line) in plane.chunks_mut(inner.output.max(1)).enumerate() {
+                let (oa, ob) = (line / g[1].output, line % g[1].output);
+                acc.fill(0.0);
+                for ci in 0..cg {
+                    let ch = grp * cg + ci;
+                    let xc = &xs[(b * c + ch) * in_len..][..in_len];
+                    let wk = &ws[(ch * mg + mi) * k_len..][..k_len];
+                    for ka in 0..g[0].kernel {
+                        let Some(ia) = transpose_source(&g[0], oa, ka) else { continue };
+                        for kb in 0..g[1].kernel {
+                            let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
+                            let x_line = &xc[(ia * g[1].input + ib) * inner.input..][..inner.input];
+                            let w_row = &wk[(ka * g[1].kernel + kb) * inner.kernel..][..inner.kernel];
+                            for (&(r, q), &wv) in taps.iter().zip(w_row) {
+                                // Input i lands at position i + q of phase r.
+                                let len = (starts[r + 1] - starts[r]) as i64;
+                                let (lo, hi) = ((-q).max(0), (len - q).min(inner.input as i64));
+                                if lo < hi {
+                                    let (lo, hi) = (lo as usize, hi as usize);
+                                    let at = starts[r] + (lo as i64 + q) as usize;
+                                    axpy(&mut acc[at..at + hi - lo], wv, &x_line[lo..hi]);
+                                }
                             }
                         }
                     }
                 }
+                for r in 0..s {
+                    let run = &acc[starts[r]..starts[r + 1]];
+                    y_line.iter_mut().skip(r).step_by(s).zip(run).for_each(|(d, &v)| *d = v + base);
+                }
             }
-            for r in 0..s {
-                let run = &acc[starts[r]..starts[r + 1]];
-                y_line.iter_mut().skip(r).step_by(s).zip(run).for_each(|(d, &v)| *d = v + base);
-            }
-        }
-    });
+        },
+    );
     Ok(y)
 }
 
@@ -112,44 +114,46 @@ pub fn conv(
     let taps: Vec<((usize, i64), std::ops::Range<usize>)> =
         (0..inner.kernel).map(|k| (tap_phase(inner, k), conv_outputs_inside(inner, k))).collect();
     let mut y = ctx.output(n * m * out_len);
-    y.par_chunks_mut(out_len.max(1)).enumerate().for_each(|(plane_index, plane)| {
-        let (b, mo) = (plane_index / m, plane_index % m);
-        let grp = mo / mg;
-        let base = bias.map_or(0.0, |bias| bias[mo]);
-        let mut phased = vec![0f32; inner.input];
-        for (line, y_line) in plane.chunks_mut(inner.output.max(1)).enumerate() {
-            let (oa, ob) = (line / g[1].output, line % g[1].output);
-            y_line.fill(base);
-            for ci in 0..cg {
-                let xc = &xs[(b * c + grp * cg + ci) * in_len..][..in_len];
-                let wk = &ws[(mo * cg + ci) * k_len..][..k_len];
-                for ka in 0..g[0].kernel {
-                    let Some(ia) = conv_source(&g[0], oa, ka) else { continue };
-                    for kb in 0..g[1].kernel {
-                        let Some(ib) = conv_source(&g[1], ob, kb) else { continue };
-                        let x_line = &xc[(ia * g[1].input + ib) * inner.input..][..inner.input];
-                        let source = if s == 1 {
-                            x_line
-                        } else {
-                            for r in 0..s {
-                                let run = &mut phased[starts[r]..starts[r + 1]];
-                                run.iter_mut().zip(x_line.iter().skip(r).step_by(s)).for_each(|(d, &v)| *d = v);
+    y.par_chunks_mut(out_len.max(1)).enumerate().with_min_len(grain(out_len * cg * k_len)).for_each(
+        |(plane_index, plane)| {
+            let (b, mo) = (plane_index / m, plane_index % m);
+            let grp = mo / mg;
+            let base = bias.map_or(0.0, |bias| bias[mo]);
+            let mut phased = vec![0f32; inner.input];
+            for (line, y_line) in plane.chunks_mut(inner.output.max(1)).enumerate() {
+                let (oa, ob) = (line / g[1].output, line % g[1].output);
+                y_line.fill(base);
+                for ci in 0..cg {
+                    let xc = &xs[(b * c + grp * cg + ci) * in_len..][..in_len];
+                    let wk = &ws[(mo * cg + ci) * k_len..][..k_len];
+                    for ka in 0..g[0].kernel {
+                        let Some(ia) = conv_source(&g[0], oa, ka) else { continue };
+                        for kb in 0..g[1].kernel {
+                            let Some(ib) = conv_source(&g[1], ob, kb) else { continue };
+                            let x_line = &xc[(ia * g[1].input + ib) * inner.input..][..inner.input];
+                            let source = if s == 1 {
+                                x_line
+                            } else {
+                                for r in 0..s {
+                                    let run = &mut phased[starts[r]..starts[r + 1]];
+                                    run.iter_mut().zip(x_line.iter().skip(r).step_by(s)).for_each(|(d, &v)| *d = v);
+                                }
+                                &phased[..]
+                            };
+                            let w_row = &wk[(ka * g[1].kernel + kb) * inner.kernel..][..inner.kernel];
+                            for (((r, q), inside), &wv) in taps.iter().zip(w_row) {
+                                if inside.is_empty() {
+                                    continue;
+                                }
+                                // Output o reads position o + q of input phase r.
+                                let at = starts[*r] + (inside.start as i64 + q) as usize;
+                                axpy(&mut y_line[inside.clone()], wv, &source[at..at + inside.len()]);
                             }
-                            &phased[..]
-                        };
-                        let w_row = &wk[(ka * g[1].kernel + kb) * inner.kernel..][..inner.kernel];
-                        for (((r, q), inside), &wv) in taps.iter().zip(w_row) {
-                            if inside.is_empty() {
-                                continue;
-                            }
-                            // Output o reads position o + q of input phase r.
-                            let at = starts[*r] + (inside.start as i64 + q) as usize;
-                            axpy(&mut y_line[inside.clone()], wv, &source[at..at + inside.len()]);
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     Ok(y)
 }

@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, ArrayViewD, Zip};
 use rayon::prelude::*;
 
-use super::{Arg, Ctx, KernelError, array, contiguous};
+use super::{Arg, Ctx, KernelError, array, contiguous, grain};
 
 /// Elements one task handles in element-wise loops.
 const CHUNK: usize = 1 << 14;
@@ -86,7 +86,7 @@ pub fn batch_norm(
         .collect();
     if plane > 0 {
         let data = y.as_slice_mut().ok_or(KernelError::Layout)?;
-        data.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+        data.par_chunks_mut(plane).enumerate().with_min_len(grain(plane)).for_each(|(i, p)| {
             let (factor, shift) = affine[i % channels];
             p.iter_mut().for_each(|v| *v = *v * factor + shift);
         });

@@ -5,10 +5,7 @@ use rayon::prelude::*;
 use strider_ir::Shape;
 use strider_ir::op::{DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, SliceAttrs};
 
-use super::{Arg, Ctx, KernelError, array, contiguous};
-
-/// Elements below which a copy is not split across threads.
-const PARALLEL_ELEMENTS: usize = 1 << 15;
+use super::{Arg, Ctx, KernelError, array, contiguous, grain};
 
 /// Row-major strides of a shape.
 fn strides_of(shape: &[usize]) -> Vec<isize> {
@@ -62,11 +59,8 @@ fn gather(src: &[f32], base: isize, strides: &[isize], shape: &[usize], dst: &mu
             }
         }
     };
-    if dst.len() >= PARALLEL_ELEMENTS {
-        dst.par_chunks_mut(tile)
-            .with_min_len((PARALLEL_ELEMENTS / tile).max(1))
-            .enumerate()
-            .for_each(|(i, out)| copy_tile(i, out));
+    if dst.len() >= 2 * tile {
+        dst.par_chunks_mut(tile).with_min_len(grain(tile)).enumerate().for_each(|(i, out)| copy_tile(i, out));
     } else {
         dst.chunks_mut(tile).enumerate().for_each(|(i, out)| copy_tile(i, out));
     }
@@ -98,7 +92,7 @@ pub fn concat(
     let row: usize = runs.iter().map(|(_, len)| len).sum();
     let mut out = ctx.output(outer * row);
     if row > 0 {
-        out.par_chunks_mut(row).enumerate().with_min_len((PARALLEL_ELEMENTS / row).max(1)).for_each(|(o, dst)| {
+        out.par_chunks_mut(row).enumerate().with_min_len(grain(row)).for_each(|(o, dst)| {
             let mut at = 0;
             for (data, len) in &runs {
                 dst[at..at + len].copy_from_slice(&data[o * len..][..*len]);
@@ -176,21 +170,19 @@ pub fn pad(
     };
     if row_len > 0 {
         let last = &maps[rank - 1];
-        out.par_chunks_mut(row_len).enumerate().with_min_len((PARALLEL_ELEMENTS / row_len).max(1)).for_each(
-            |(row, dst)| {
-                let (mut rest, mut at) = (row, Some(0isize));
-                for (a, &d) in lead.iter().enumerate().rev() {
-                    at = at.zip(maps[a][rest % d]).map(|(at, i)| at + i as isize * in_strides[a]);
-                    rest /= d;
-                }
-                match at {
-                    None => dst.fill(attrs.value),
-                    Some(at) => dst.iter_mut().zip(last).for_each(|(d, i)| {
-                        *d = i.map_or(attrs.value, |i| data[at as usize + i]);
-                    }),
-                }
-            },
-        );
+        out.par_chunks_mut(row_len).enumerate().with_min_len(grain(row_len)).for_each(|(row, dst)| {
+            let (mut rest, mut at) = (row, Some(0isize));
+            for (a, &d) in lead.iter().enumerate().rev() {
+                at = at.zip(maps[a][rest % d]).map(|(at, i)| at + i as isize * in_strides[a]);
+                rest /= d;
+            }
+            match at {
+                None => dst.fill(attrs.value),
+                Some(at) => dst.iter_mut().zip(last).for_each(|(d, i)| {
+                    *d = i.map_or(attrs.value, |i| data[at as usize + i]);
+                }),
+            }
+        });
     }
     array(out_shape, out)
 }

@@ -5,7 +5,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
 use strider_ir::op::{PhaseKernelAttrs, ResizeConvKernelAttrs, SubpixelKernelAttrs, ZeroInsertAttrs};
 
-use super::{Ctx, KernelError, array, cartesian, contiguous};
+use super::{Ctx, KernelError, array, cartesian, contiguous, grain};
 
 /// Places x[…, i, …] at out[…, i·stride, …]; everything else is zero. Each input row (last axis) is
 /// written with the last axis' stride into its output row; output rows no input reaches stay zero.
@@ -27,7 +27,7 @@ pub fn zero_insert(
     let s = if spatial > 0 { attrs.strides[spatial - 1] } else { 1 };
     let data = contiguous(x);
     // Output row → the input row landing in it, if every leading index is a multiple of its stride.
-    out.par_chunks_mut(out_row).enumerate().for_each(|(row, dst)| {
+    out.par_chunks_mut(out_row).enumerate().with_min_len(grain(out_row)).for_each(|(row, dst)| {
         let (mut rest, mut source, mut scale) = (row, 0, 1);
         for a in (0..rank - 1).rev() {
             let (o, st) = (rest % out_shape[a], stride(a));

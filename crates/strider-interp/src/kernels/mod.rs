@@ -11,6 +11,7 @@ mod geometry;
 mod layout;
 mod lowering;
 mod matmul;
+mod phase_convs;
 pub mod reference;
 mod resize;
 mod sparse;
@@ -23,6 +24,7 @@ use crate::buffers::{Buffers, Usage};
 
 pub use conv::conv;
 pub use conv_transpose::{conv_transpose, pack_weight};
+pub use phase_convs::{PhaseClass, PhaseConvs};
 pub use sparse::{SparseOperand, conv_matrix};
 
 /// A value the interpreter holds: a dense tensor or a sparse (CSR) matrix.
@@ -121,6 +123,17 @@ pub struct Ctx {
     pub threads: usize,
     buffers: Buffers,
     usage: Usage,
+    /// Elements of output buffers handed out (and counted) since the last [`Ctx::settle_output`].
+    outputs_counted: usize,
+}
+
+/// Elements a parallel task should at least handle: below this, splitting costs more than it saves
+/// (with one thread, rayon's task splitting alone would dominate small layers).
+const GRAIN: usize = 1 << 14;
+
+/// The fewest items of `item_len` elements each that one parallel task takes.
+pub(crate) fn grain(item_len: usize) -> usize {
+    (GRAIN / item_len.max(1)).max(1)
 }
 
 /// Elements of one im2col or column block: workspaces are cut into blocks of this size (or of one
@@ -130,17 +143,22 @@ pub const BLOCK_ELEMENTS: usize = 1 << 22;
 impl Ctx {
     /// A context for `threads` threads with no buffers yet.
     pub fn new(threads: usize) -> Self {
-        Ctx { threads: threads.max(1), buffers: Buffers::default(), usage: Usage::default() }
+        Ctx { threads: threads.max(1), buffers: Buffers::default(), usage: Usage::default(), outputs_counted: 0 }
     }
 
     /// A buffer for an output of `len` elements, contents unspecified: the kernel writes every element.
+    /// It counts as in use from now on, so a kernel's output and its workspaces add up in the peak.
     pub(crate) fn output(&mut self, len: usize) -> Vec<f32> {
+        self.usage.hold(len);
+        self.outputs_counted += len;
         self.buffers.take(len)
     }
 
     /// A zeroed output buffer.
     pub(crate) fn output_zeros(&mut self, len: usize) -> Vec<f32> {
-        self.buffers.zeros(len)
+        let mut buffer = self.output(len);
+        buffer.fill(0.0);
+        buffer
     }
 
     /// A workspace of `len` elements (contents unspecified), counted as in use until given back.
@@ -155,9 +173,15 @@ impl Ctx {
         self.buffers.give(buffer);
     }
 
-    /// Counts a tensor of `len` elements as alive.
-    pub(crate) fn hold(&mut self, len: usize) {
-        self.usage.hold(len);
+    /// Counts a kernel's result of `len` elements as alive: what its output buffer counted already
+    /// is settled, the rest (a reused input, an array the kernel built itself) is added.
+    pub(crate) fn settle_output(&mut self, len: usize) {
+        let counted = std::mem::take(&mut self.outputs_counted);
+        if len >= counted {
+            self.usage.hold(len - counted);
+        } else {
+            self.usage.release(counted - len);
+        }
     }
 
     /// `len` elements handed to a kernel that reuses them: no longer counted as a live tensor.
@@ -184,6 +208,7 @@ impl Ctx {
     /// Starts counting a new run.
     pub(crate) fn reset_usage(&mut self) {
         self.usage = Usage::default();
+        self.outputs_counted = 0;
     }
 
     /// The most elements in use at once since the run started.
@@ -198,7 +223,7 @@ pub(crate) fn array(shape: &[usize], data: Vec<f32>) -> Result<ArrayD<f32>, Kern
 }
 
 /// The contiguous elements of a view: borrowed when it is already in standard layout.
-pub(crate) fn contiguous<'a>(a: &'a ArrayViewD<f32>) -> std::borrow::Cow<'a, [f32]> {
+pub fn contiguous<'a>(a: &'a ArrayViewD<f32>) -> std::borrow::Cow<'a, [f32]> {
     match a.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(a.iter().copied().collect()),
