@@ -27,6 +27,7 @@ Usage (installs onnx, onnxruntime and numpy from PyPI into a private virtual env
 The last line is 'N passed, M failed' (correctness); exits 1 on any correctness failure.
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -484,11 +485,15 @@ def run_config(config, strider, args, np):
         if args.no_timing:
             return result
         x = data["x"]
-        sessions = {t: ort_session(model_bytes, t) for t in args.threads}
         per_thread = {t: {"ort_ms": [], "strider_ms": {}, "skipped": dict(left_out), "machine": None, "flops": {}, "errors": []} for t in args.threads}
         for r in range(args.rounds):
             for t in args.threads:
-                per_thread[t]["ort_ms"] += time_ort(sessions[t], x, args.runs, 2 if r == 0 else 0)
+                # A session per round, closed before Strider runs: onnxruntime's idle pool threads
+                # spin for a while after each run and would take a core from the next peer.
+                session = ort_session(model_bytes, t)
+                per_thread[t]["ort_ms"] += time_ort(session, x, args.runs, 2)
+                del session
+                gc.collect()
             for t in args.threads:
                 slot = per_thread[t]
                 try:

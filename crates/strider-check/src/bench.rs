@@ -33,6 +33,10 @@ pub struct BenchOptions {
     pub warmup: usize,
     /// When to stop.
     pub stop: Stop,
+    /// Consecutive timed runs of a variant per round: 1 alternates strictly (A B C A B C …, each run
+    /// starting with caches the other variants left); more measure a variant warm, as a server running
+    /// one model sees it, while rounds still alternate (AAA BBB CCC AAA …).
+    pub batch: usize,
     /// Also time each node.
     pub per_node: bool,
 }
@@ -114,6 +118,8 @@ pub struct BenchReport {
     pub machine: Machine,
     /// Untimed runs per variant.
     pub warmup: usize,
+    /// Consecutive timed runs of a variant per round.
+    pub batch: usize,
     /// Timed variants, in the order given.
     pub variants: Vec<Timing>,
 }
@@ -221,27 +227,31 @@ pub fn bench(
     let mut node_times: Vec<Vec<Vec<Duration>>> = vec![Vec::new(); plans.len()];
     let mut peak_bytes = vec![0usize; plans.len()];
     let started = Instant::now();
-    let mut round = 0;
+    let (mut round, mut taken) = (0, 0);
+    let batch = options.batch.max(1);
     loop {
-        let done = match options.stop {
-            Stop::Runs(n) => round >= n,
-            Stop::MinTime(t) => round >= MIN_RUNS && started.elapsed() >= t,
+        let (done, runs) = match options.stop {
+            Stop::Runs(n) => (taken >= n, batch.min(n.saturating_sub(taken))),
+            Stop::MinTime(t) => (taken >= MIN_RUNS && started.elapsed() >= t, batch),
         };
         if done {
             break;
         }
-        progress(&format!("round {} ({:.1} s)", round + 1, started.elapsed().as_secs_f64()));
+        round += 1;
+        progress(&format!("round {round} ({:.1} s)", started.elapsed().as_secs_f64()));
         for (i, plan) in plans.iter_mut().enumerate() {
-            let start = Instant::now();
-            let (outputs, stats) = plan.run_with_stats(inputs, options.per_node)?;
-            times[i].push(start.elapsed());
-            plan.recycle(outputs);
-            peak_bytes[i] = peak_bytes[i].max(stats.peak_bytes);
-            if options.per_node {
-                node_times[i].push(stats.step_times);
+            for _ in 0..runs {
+                let start = Instant::now();
+                let (outputs, stats) = plan.run_with_stats(inputs, options.per_node)?;
+                times[i].push(start.elapsed());
+                plan.recycle(outputs);
+                peak_bytes[i] = peak_bytes[i].max(stats.peak_bytes);
+                if options.per_node {
+                    node_times[i].push(stats.step_times);
+                }
             }
         }
-        round += 1;
+        taken += runs;
     }
     let timings = plans
         .iter()
@@ -301,6 +311,7 @@ pub fn bench(
             gemm_peak_size: GEMM_PEAK_SIZE,
         },
         warmup: options.warmup,
+        batch,
         variants: timings,
     })
 }

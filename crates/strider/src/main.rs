@@ -70,6 +70,10 @@ enum Command {
         /// Keep timing rounds for this many seconds (at least 5 runs each).
         #[arg(long, default_value_t = 2.0)]
         min_time: f64,
+        /// Consecutive runs of a variant per round: 1 alternates strictly (each run starts with the
+        /// caches the other variants left), more measure each variant warm; rounds still alternate.
+        #[arg(long, default_value_t = 5)]
+        batch: usize,
         /// Also time every node and show its share.
         #[arg(long)]
         per_node: bool,
@@ -292,6 +296,7 @@ fn main() -> ExitCode {
             warmup,
             runs,
             min_time,
+            batch,
             per_node,
             json,
             inputs,
@@ -314,7 +319,7 @@ fn main() -> ExitCode {
                 costs,
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
-                options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, per_node },
+                options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, batch, per_node },
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
             if json {

@@ -7,12 +7,17 @@ use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 use strider_ir::op::{AxisGeometry, Col2ImAttrs};
 
-use super::geometry::{RANK, padded, transpose_inputs_inside, transpose_target, volume};
+use super::geometry::{RANK, padded, phase_len, tap_phase, transpose_source, volume};
 use super::{Ctx, KernelError, array, contiguous, grain};
 
 /// Adds a block of columns into the output planes. `cols` has one row per (plane, tap) — planes
 /// outermost — and one column per input position in `positions`; `planes` holds one output plane of
 /// ∏output elements per row group.
+///
+/// Rather than scattering each column row with strided writes, it gathers per output line: every
+/// (leading tap, input line) that reaches the line adds its innermost taps as contiguous runs into a
+/// phase-major accumulator (one run per output phase, index mod stride), and the line is then
+/// interleaved from the accumulator in one strided pass.
 pub(crate) fn scatter_add(
     g: &[AxisGeometry; RANK],
     cols: &[f32],
@@ -23,37 +28,65 @@ pub(crate) fn scatter_add(
     if width == 0 || out_len == 0 {
         return;
     }
-    let in2 = g[2].input;
+    let (in1, in2, inner) = (g[1].input, g[2].input, &g[2]);
+    let s = inner.stride;
+    let starts: Vec<usize> = (0..=s).map(|r| (0..r).map(|q| phase_len(inner.output, s, q)).sum()).collect();
+    let taps: Vec<(usize, i64)> = (0..inner.kernel).map(|k| tap_phase(inner, k)).collect();
+    // Output lines the block can reach: those of the input lines it covers, widened by the kernel.
+    let (first_line, last_line) = (positions.start / in2, (positions.end - 1) / in2);
+    let reach = |a: &AxisGeometry, lo: usize, hi: usize| {
+        let begin = (lo * a.stride) as i64 - a.pad_begin;
+        let end = (hi * a.stride + (a.kernel - 1) * a.dilation) as i64 - a.pad_begin;
+        (begin.max(0) as usize, (end + 1).clamp(0, a.output as i64) as usize)
+    };
+    let (oa_lo, oa_hi) = reach(&g[0], first_line / in1, last_line / in1);
+    let (ob_lo, ob_hi) = if first_line / in1 == last_line / in1 {
+        reach(&g[1], first_line % in1, last_line % in1)
+    } else {
+        (0, g[1].output)
+    };
     planes.par_chunks_mut(out_len).zip(cols.par_chunks(k_len * width)).with_min_len(grain(k_len * width)).for_each(
         |(plane, rows)| {
-            for (k, row) in rows.chunks(width).enumerate() {
-                let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
-                let inside = transpose_inputs_inside(&g[2], tap[2]);
-                let (s, e) = (g[2].stride, (tap[2] * g[2].dilation) as i64 - g[2].pad_begin);
-                let mut p = positions.start;
-                while p < positions.end {
-                    let (line, i_start) = (p / in2, p % in2);
-                    let i_end = in2.min(i_start + positions.end - p);
-                    let target = transpose_target(&g[0], line / g[1].input, tap[0]).zip(transpose_target(
-                        &g[1],
-                        line % g[1].input,
-                        tap[1],
-                    ));
-                    if let Some((oa, ob)) = target {
-                        let y_line = &mut plane[(oa * g[1].output + ob) * g[2].output..][..g[2].output];
-                        let lo = inside.start.clamp(i_start, i_end);
-                        let hi = inside.end.clamp(lo, i_end);
-                        let src = &row[p - positions.start + lo - i_start..][..hi - lo];
-                        let first = (lo as i64 * s as i64 + e) as usize;
-                        if src.is_empty() {
-                            // No input on this line reaches the output through this tap.
-                        } else if s == 1 {
-                            y_line[first..first + src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                        } else {
-                            y_line[first..].iter_mut().step_by(s).zip(src).for_each(|(d, &v)| *d += v);
+            let mut acc = vec![0f32; inner.output];
+            for oa in oa_lo..oa_hi {
+                for ob in ob_lo..ob_hi {
+                    let mut touched = false;
+                    for ka in 0..g[0].kernel {
+                        let Some(ia) = transpose_source(&g[0], oa, ka) else { continue };
+                        for kb in 0..g[1].kernel {
+                            let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
+                            // The part of input line (ia, ib) inside this block.
+                            let line_start = (ia * in1 + ib) * in2;
+                            let i_lo = positions.start.saturating_sub(line_start).min(in2);
+                            let i_hi = positions.end.saturating_sub(line_start).min(in2);
+                            if i_lo >= i_hi {
+                                continue;
+                            }
+                            if !touched {
+                                acc.fill(0.0);
+                                touched = true;
+                            }
+                            for (kc, &(r, q)) in taps.iter().enumerate() {
+                                let row = &rows[((ka * g[1].kernel + kb) * inner.kernel + kc) * width..][..width];
+                                // Input i lands at position i + q of phase r.
+                                let len = (starts[r + 1] - starts[r]) as i64;
+                                let (lo, hi) = ((i_lo as i64).max(-q), (i_hi as i64).min(len - q));
+                                if lo < hi {
+                                    let (lo, hi) = (lo as usize, hi as usize);
+                                    let at = starts[r] + (lo as i64 + q) as usize;
+                                    let src = &row[line_start + lo - positions.start..][..hi - lo];
+                                    acc[at..at + hi - lo].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                                }
+                            }
                         }
                     }
-                    p += i_end - i_start;
+                    if touched {
+                        let y_line = &mut plane[(oa * g[1].output + ob) * inner.output..][..inner.output];
+                        for r in 0..s {
+                            let run = &acc[starts[r]..starts[r + 1]];
+                            y_line.iter_mut().skip(r).step_by(s).zip(run).for_each(|(d, &v)| *d += v);
+                        }
+                    }
                 }
             }
         },
@@ -98,6 +131,48 @@ pub fn col2im(
 mod tests {
     use super::*;
     use ndarray::IxDyn;
+
+    #[test]
+    fn blocks_of_positions_add_up_to_the_whole() {
+        let axis = |input: usize, kernel: usize, stride: usize, dilation: usize, pad_begin: i64| {
+            let output = ((input - 1) * stride + (kernel - 1) * dilation + 1) as i64 - 2 * pad_begin;
+            AxisGeometry {
+                input,
+                output: output as usize,
+                kernel,
+                stride,
+                dilation,
+                pad_begin,
+                pad_end: pad_begin,
+                output_padding: 0,
+            }
+        };
+        let unit = axis(1, 1, 1, 1, 0);
+        for g in [
+            [unit, axis(5, 4, 2, 1, 1), axis(7, 4, 2, 1, 1)],
+            [axis(3, 2, 2, 1, 0), axis(4, 3, 3, 2, 1), axis(6, 5, 4, 1, 2)],
+            [unit, unit, axis(40, 16, 8, 1, 4)],
+        ] {
+            let (planes, k_len, in_len, out_len) =
+                (2, volume(&g, |a| a.kernel), volume(&g, |a| a.input), volume(&g, |a| a.output));
+            let cols: Vec<f32> = (0..planes * k_len * in_len).map(|v| (v % 13) as f32 - 6.0).collect();
+            let mut whole = vec![0.5f32; planes * out_len];
+            scatter_add(&g, &cols, 0..in_len, &mut whole);
+            // The same columns in blocks that cut lines in the middle.
+            let mut blocked = vec![0.5f32; planes * out_len];
+            for start in (0..in_len).step_by(7) {
+                let end = (start + 7).min(in_len);
+                let block: Vec<f32> = (0..planes * k_len)
+                    .flat_map(|row| cols[row * in_len + start..row * in_len + end].iter().copied())
+                    .collect();
+                scatter_add(&g, &block, start..end, &mut blocked);
+            }
+            for (a, b) in whole.iter().zip(&blocked) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+            assert!(whole.iter().any(|&v| v != 0.5), "{g:?}: nothing was added");
+        }
+    }
 
     #[test]
     fn col2im_matches_onnx_example() {

@@ -161,7 +161,11 @@ pub fn render(outcome: &Outcome) -> String {
         n = m.gemm_peak_size
     );
     let runs = r.variants.first().map_or(0, |v| v.times_ms.len());
-    let _ = writeln!(out, "{runs} timed runs per variant after {} warm-up, interleaved; times in ms", r.warmup);
+    let _ = writeln!(
+        out,
+        "{runs} timed runs per variant after {} warm-up, in rounds of {} consecutive runs per variant; times in ms",
+        r.warmup, r.batch
+    );
     let _ = writeln!(out);
     let fastest = r.variants.iter().map(|v| v.median_ms).fold(f64::INFINITY, f64::min);
     let mut rows = vec![
