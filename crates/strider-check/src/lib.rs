@@ -14,7 +14,7 @@ use std::time::Instant;
 use ndarray::ArrayD;
 use serde::Serialize;
 use strider_interp::fold::fold_constants;
-use strider_interp::{feeds, run};
+use strider_interp::{Outputs, Plan, PlanOptions, feeds};
 use strider_ir::{Graph, Limits, Node, Op};
 use strider_rewrite::cost::{Avoiding, CostModel, Flops};
 use strider_rewrite::explore::{NamedModel, classify, isolate};
@@ -45,7 +45,7 @@ pub struct Row {
     pub scope: Scope,
     /// FLOPs of the graph that ran.
     pub flops: u64,
-    /// Interpreter wall time of the run, in milliseconds.
+    /// Wall time of one run of the prepared graph (preparation not included), in milliseconds.
     pub time_ms: f64,
     /// One comparison per output.
     pub outputs: Vec<Comparison>,
@@ -102,6 +102,21 @@ pub struct Options<'a> {
     /// Variants holding an explicit sparse matrix with more stored elements than this are reported as
     /// skipped rather than run (their memory is the point of `explore`, not of a check).
     pub max_matrix_nnz: usize,
+    /// Threads each graph runs on (0: one per core).
+    pub threads: usize,
+}
+
+/// Prepares `graph` on `threads` threads and runs it once: the outputs and the run's wall time in
+/// milliseconds (preparation — weight-only work, the thread pool — not included).
+pub fn run_prepared(
+    graph: &Graph,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    threads: usize,
+) -> Result<(Outputs, f64), strider_interp::ExecError> {
+    let mut plan = Plan::new(graph, &PlanOptions { threads })?;
+    let started = Instant::now();
+    let outputs = plan.run(inputs)?;
+    Ok((outputs, started.elapsed().as_secs_f64() * 1e3))
 }
 
 /// Default for [`Options::max_matrix_nnz`]: 2^24 stored elements (about 200 MB while building).
@@ -121,7 +136,7 @@ pub fn check(
     limits: &Limits,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Report, strider_interp::ExecError> {
-    let reference: HashMap<String, ArrayD<f32>> = run(graph, inputs)?.into_iter().collect();
+    let reference: HashMap<String, ArrayD<f32>> = run_prepared(graph, inputs, opts.threads)?.0.into_iter().collect();
     let targets: Vec<&Node> =
         graph.nodes().map(|(_, n)| n).filter(|n| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_))).collect();
     let per_lowering = if opts.per_node { 2 } else { 1 };
@@ -140,18 +155,16 @@ pub fn check(
             }
             let spliced = splice::splice(graph, node, &lowered, limits);
             rows.push(match spliced {
-                Ok(model) => {
-                    compare_run(&model, inputs, &reference, opts.tolerance, &node.name, lowering.name(), Scope::Model)
-                }
+                Ok(model) => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
                 Err(e) => failed(&node.name, lowering.name(), Scope::Model, e.to_string()),
             });
             if opts.per_node {
                 let mut seeded = HashMap::new();
                 feeds::fill_missing(&alone, opts.seed, &mut seeded);
-                let row = match run(&alone, &seeded) {
-                    Ok(want) => {
+                let row = match run_prepared(&alone, &seeded, opts.threads) {
+                    Ok((want, _)) => {
                         let want = want.into_iter().collect();
-                        compare_run(&lowered, &seeded, &want, opts.tolerance, &node.name, lowering.name(), Scope::Node)
+                        compare_run(&lowered, &seeded, &want, opts, &node.name, lowering.name(), Scope::Node)
                     }
                     Err(e) => failed(&node.name, lowering.name(), Scope::Node, e.to_string()),
                 };
@@ -171,7 +184,7 @@ pub fn check(
                 Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
                     skipped("*", &model.name, Scope::Optimized, &g, opts)
                 }
-                Ok(g) => compare_run(&g, inputs, &reference, opts.tolerance, "*", &model.name, Scope::Optimized),
+                Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
                 Err(e) => failed("*", &model.name, Scope::Optimized, e),
             });
         }
@@ -235,17 +248,15 @@ fn compare_run(
     graph: &Graph,
     inputs: &HashMap<String, ArrayD<f32>>,
     reference: &HashMap<String, ArrayD<f32>>,
-    tolerance: Tolerance,
+    opts: &Options,
     node: &str,
     lowering: &str,
     scope: Scope,
 ) -> Row {
     let flops = graph.nodes().map(|(_, n)| graph.node_flops(n)).sum();
-    let started = Instant::now();
-    let result = run(graph, inputs);
-    let time_ms = started.elapsed().as_secs_f64() * 1e3;
-    match result {
-        Ok(outputs) => {
+    let tolerance = opts.tolerance;
+    match run_prepared(graph, inputs, opts.threads) {
+        Ok((outputs, time_ms)) => {
             let outputs = outputs
                 .iter()
                 .map(|(name, got)| match reference.get(name) {

@@ -10,14 +10,14 @@ use std::time::Instant;
 use ndarray::{ArrayD, IxDyn};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use strider_interp::{feeds, run};
+use strider_interp::{Plan, PlanOptions, feeds};
 use strider_ir::format::DataSpec;
 use strider_ir::op::ConvTransposeAttrs;
 use strider_ir::{Graph, GraphBuilder, Limits, Op, seeded};
 use strider_rewrite::explore::isolate;
 use strider_rewrite::{Lowering, RunLimits};
 
-use crate::{compare, lower_alone_with, stored_elements};
+use crate::{compare, lower_alone_with, run_prepared, stored_elements};
 
 /// A sweep file: one ConvTranspose configuration and the attribute to vary.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,7 +78,8 @@ pub struct Measurement {
     pub flops: u64,
     /// Bytes of intermediates and constants.
     pub bytes: u64,
-    /// Best of three interpreter runs, in milliseconds.
+    /// Median of five runs of the prepared graph after one warm-up (weight-only work done at
+    /// preparation is not included), in milliseconds.
     pub time_ms: f64,
     /// Largest |variant − direct| over the output.
     pub max_abs_error: f64,
@@ -107,7 +108,7 @@ pub struct Study {
 }
 
 /// Studies every ConvTranspose of a model (x = layer index).
-pub fn study_model(graph: &Graph, limits: &RunLimits, max_matrix_nnz: usize) -> Study {
+pub fn study_model(graph: &Graph, limits: &RunLimits, max_matrix_nnz: usize, threads: usize) -> Study {
     let configurations = graph
         .nodes()
         .map(|(_, n)| n)
@@ -118,7 +119,7 @@ pub fn study_model(graph: &Graph, limits: &RunLimits, max_matrix_nnz: usize) -> 
             Configuration {
                 label,
                 x: (i + 1) as f64,
-                measurements: measure(&isolate(graph, node), limits, max_matrix_nnz),
+                measurements: measure(&isolate(graph, node), limits, max_matrix_nnz, threads),
             }
         })
         .collect();
@@ -126,7 +127,7 @@ pub fn study_model(graph: &Graph, limits: &RunLimits, max_matrix_nnz: usize) -> 
 }
 
 /// Studies a sweep. Configurations the op refuses are left out (and named in the error list).
-pub fn study_sweep(sweep: &Sweep, limits: &RunLimits, max_matrix_nnz: usize) -> (Study, Vec<String>) {
+pub fn study_sweep(sweep: &Sweep, limits: &RunLimits, max_matrix_nnz: usize, threads: usize) -> (Study, Vec<String>) {
     let mut configurations = Vec::new();
     let mut refused = Vec::new();
     let rank = sweep.input.len().saturating_sub(2);
@@ -141,7 +142,7 @@ pub fn study_sweep(sweep: &Sweep, limits: &RunLimits, max_matrix_nnz: usize) -> 
             Ok(g) => configurations.push(Configuration {
                 label: format!("{} {v}", sweep.vary.label()),
                 x: v as f64,
-                measurements: measure(&g, limits, max_matrix_nnz),
+                measurements: measure(&g, limits, max_matrix_nnz, threads),
             }),
             Err(e) => refused.push(format!("{} {v}: {e}", sweep.vary.label())),
         }
@@ -161,10 +162,10 @@ fn single_layer(input: &[usize], weight: &[usize], attrs: &ConvTransposeAttrs) -
     b.finish()
 }
 
-fn measure(alone: &Graph, limits: &RunLimits, max_matrix_nnz: usize) -> Vec<Measurement> {
+fn measure(alone: &Graph, limits: &RunLimits, max_matrix_nnz: usize, threads: usize) -> Vec<Measurement> {
     let mut inputs = HashMap::new();
     feeds::fill_missing(alone, 0, &mut inputs);
-    let Ok(reference) = run(alone, &inputs) else { return Vec::new() };
+    let Ok((reference, _)) = run_prepared(alone, &inputs, threads) else { return Vec::new() };
     let mut variants = vec![("direct".to_string(), alone.clone())];
     for lowering in Lowering::ALL {
         if let Some(g) = lower_alone_with(alone, &strider_rewrite::Strategy::Force(lowering).rules(), limits) {
@@ -176,14 +177,17 @@ fn measure(alone: &Graph, limits: &RunLimits, max_matrix_nnz: usize) -> Vec<Meas
     variants
         .into_iter()
         .filter_map(|(lowering, g)| {
-            let mut best = f64::INFINITY;
-            let mut outputs = None;
-            for _ in 0..3 {
+            let mut plan = Plan::new(&g, &PlanOptions { threads }).ok()?;
+            let outputs = plan.run(&inputs).ok()?;
+            let mut times = Vec::with_capacity(5);
+            for _ in 0..5 {
                 let started = Instant::now();
-                outputs = run(&g, &inputs).ok();
-                best = best.min(started.elapsed().as_secs_f64() * 1e3);
+                let again = plan.run(&inputs).ok()?;
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+                plan.recycle(again);
             }
-            let outputs = outputs?;
+            times.sort_by(f64::total_cmp);
+            let best = times[times.len() / 2];
             let error = compare::compare("y", &reference[0].1, &outputs[0].1, crate::Tolerance::default()).max_abs;
             let flops = g.nodes().map(|(_, n)| g.node_flops(n)).sum();
             let bytes = g

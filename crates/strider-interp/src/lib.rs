@@ -17,7 +17,7 @@ use ndarray::ArrayD;
 use strider_ir::{Graph, Node};
 
 pub use kernels::{KernelError, Operand, Tensor};
-pub use plan::{Plan, PlanOptions, RunStats};
+pub use plan::{Outputs, Plan, PlanOptions, RunStats};
 
 /// Why a graph could not be executed.
 #[derive(Debug, thiserror::Error)]

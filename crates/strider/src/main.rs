@@ -177,6 +177,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        threads: ThreadArgs,
+        #[command(flatten)]
         saturation: SaturationArgs,
     },
     /// Write a research report (Markdown, JSON, SVG charts) of every lowering's cost.
@@ -196,6 +198,8 @@ enum Command {
         /// Leave out variants whose explicit sparse matrix stores more elements than this.
         #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
         max_matrix_nnz: usize,
+        #[command(flatten)]
+        threads: ThreadArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -358,36 +362,49 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Command::Check { model, inputs, seed, atol, rtol, per_node, targets, max_matrix_nnz, json, saturation } => {
-            (|| {
-                let graph = model.load()?;
-                let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
-                strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
-                let targets = load_targets(&targets)?;
-                let args = commands::check::CheckArgs {
-                    tolerance: strider_check::Tolerance { atol, rtol },
-                    per_node,
-                    seed,
-                    targets: &targets,
-                    run_limits: saturation.limits()?,
-                    max_matrix_nnz,
-                };
-                let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| miette::miette!("{e}"))?);
-                } else {
-                    print!("{}", commands::check::render(&report));
-                }
-                if report.pass() {
-                    Ok(())
-                } else {
-                    Err(miette::miette!("some lowerings do not match the original (see above)"))
-                }
-            })()
-        }
-        Command::Study { input, out, max_elements, max_matrix_nnz, saturation } => (|| {
+        Command::Check {
+            model,
+            inputs,
+            seed,
+            atol,
+            rtol,
+            per_node,
+            targets,
+            max_matrix_nnz,
+            json,
+            threads,
+            saturation,
+        } => (|| {
+            let graph = model.load()?;
+            let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            let targets = load_targets(&targets)?;
+            let args = commands::check::CheckArgs {
+                tolerance: strider_check::Tolerance { atol, rtol },
+                per_node,
+                seed,
+                targets: &targets,
+                run_limits: saturation.limits()?,
+                max_matrix_nnz,
+                threads: threads.threads,
+            };
+            let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| miette::miette!("{e}"))?);
+            } else {
+                print!("{}", commands::check::render(&report));
+            }
+            if report.pass() {
+                Ok(())
+            } else {
+                Err(miette::miette!("some lowerings do not match the original (see above)"))
+            }
+        })(),
+        Command::Study { input, out, max_elements, max_matrix_nnz, threads, saturation } => (|| {
             let limits = Limits { max_elements };
-            print!("{}", commands::study::run(&input, &out, &limits, &saturation.limits()?, max_matrix_nnz)?);
+            let report =
+                commands::study::run(&input, &out, &limits, &saturation.limits()?, max_matrix_nnz, threads.threads)?;
+            print!("{report}");
             Ok(())
         })(),
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),

@@ -26,6 +26,8 @@ pub struct CheckArgs<'a> {
     pub run_limits: RunLimits,
     /// Largest explicit matrix (stored elements) a check runs.
     pub max_matrix_nnz: usize,
+    /// Threads each graph runs on (0: one per core).
+    pub threads: usize,
 }
 
 /// Runs the check with a progress bar on a terminal (none when piped).
@@ -49,6 +51,7 @@ pub fn run(
         models,
         rules: &default_rules,
         max_matrix_nnz: args.max_matrix_nnz,
+        threads: args.threads,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -15,17 +15,18 @@ pub fn run(
     limits: &Limits,
     run_limits: &RunLimits,
     max_matrix_nnz: usize,
+    threads: usize,
 ) -> miette::Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
     let mut notes = Vec::new();
     let study = if text.contains("vary:") {
         let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
-        let (study, refused) = study_sweep(&sweep, run_limits, max_matrix_nnz);
+        let (study, refused) = study_sweep(&sweep, run_limits, max_matrix_nnz, threads);
         notes.extend(refused.into_iter().map(|r| format!("left out: {r}")));
         study
     } else {
         let graph = crate::diagnostic::load_model(path, limits)?;
-        study_model(&graph, run_limits, max_matrix_nnz)
+        study_model(&graph, run_limits, max_matrix_nnz, threads)
     };
     let files = write_report(&study, out).map_err(|e| miette!("{e}"))?;
     let mut text = markdown(&study);
