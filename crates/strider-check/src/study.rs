@@ -1,5 +1,5 @@
 //! Research reports: for each ConvTranspose configuration (the layers of a model, or a sweep of one
-//! attribute), every lowering's FLOPs, bytes, interpreter time and error against the direct form, as
+//! attribute), every lowering's FLOPs, bytes, run time and error against the direct form, as
 //! a Markdown table, JSON, and SVG charts of each measure against the swept value.
 
 use std::collections::HashMap;
@@ -232,7 +232,7 @@ pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
     for (file, title, pick) in [
         ("flops.svg", "FLOPs", (|m: &Measurement| m.flops as f64) as fn(&Measurement) -> f64),
         ("bytes.svg", "bytes of intermediates and constants", |m| m.bytes as f64),
-        ("time.svg", "interpreter time (ms)", |m| m.time_ms),
+        ("time.svg", "run time (ms)", |m| m.time_ms),
     ] {
         chart(study, &dir.join(file), title, pick)?;
         files.push(file.to_string());

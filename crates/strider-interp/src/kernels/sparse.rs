@@ -12,7 +12,7 @@ use super::{Ctx, KernelError, array, cartesian};
 
 /// C with C[c·∏in + i, (g·M/g + m)·∏out + o] = W[c, m, k] for every tap k with
 /// o = i·stride + k·dilation − pad_begin inside the output (g = c's group). Stored by columns (CSC):
-/// a column of C is what one output element sums, which is how [`matmul`] reads it.
+/// a column of C is what one output element sums, which is how the dense × sparse product reads it.
 pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat<f32>, KernelError> {
     let w_shape = Shape(w.shape().to_vec());
     let geometry = attrs.conv_transpose.geometry(&attrs.x_shape(&w_shape), &w_shape)?;
