@@ -183,3 +183,51 @@ fn explore_json_is_machine_readable() {
     // The NPU cannot run the direct form.
     assert!(node["variants"][0]["costs"][2].is_null());
 }
+
+#[test]
+fn bench_times_each_variant_and_reports_as_json() {
+    let out = strider(&[
+        "bench",
+        "examples/models/textbook.ron",
+        "--strategy",
+        "none",
+        "--strategy",
+        "col2im",
+        "--strategy",
+        "matmul",
+        "--runs",
+        "7",
+        "--batch",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--per-node",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["model"], "textbook");
+    assert_eq!(report["machine"]["threads"], 1);
+    assert!(report["machine"]["gemm_peak_gflops"].as_f64().unwrap() > 0.0);
+    let variants = report["variants"].as_array().unwrap();
+    let labels: Vec<&str> = variants.iter().map(|v| v["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["none", "col2im"]);
+    for v in variants {
+        // 7 runs in rounds of 3: 3 + 3 + 1.
+        assert_eq!(v["times_ms"].as_array().unwrap().len(), 7);
+        let (q1, median, q3) =
+            (v["q1_ms"].as_f64().unwrap(), v["median_ms"].as_f64().unwrap(), v["q3_ms"].as_f64().unwrap());
+        assert!(v["min_ms"].as_f64().unwrap() <= q1 && q1 <= median && median <= q3);
+        assert!(v["peak_bytes"].as_u64().unwrap() >= 9 * 4, "the 3×3 output is alive at the end");
+        assert!(!v["per_node"].as_array().unwrap().is_empty());
+    }
+    // A 2×2 input through a 2×2 kernel: 16 multiply-adds.
+    assert_eq!(variants[0]["flops"], 32);
+    // The MatMul forms need a 1×1 input or kernel = stride: neither holds, so `matmul` is the original.
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["label"], "matmul");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("the same graph as `none`"));
+}
