@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use strider_ir::Shape;
 use strider_ir::op::{AxisGeometry, ConvAttrs};
 
-use super::geometry::{RANK, conv_outputs_inside, conv_source, padded, volume};
+use super::geometry::{RANK, conv_outputs_inside, conv_source, padded, tap_of, volume};
 use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, direct, grain};
 use crate::gemm::{self, MatMut, MatRef};
 
@@ -114,7 +114,7 @@ fn im2col_lines(
     let (out1, out2) = (g[1].output, g[2].output);
     cols.par_chunks_mut(width.max(1)).enumerate().with_min_len(grain(width)).for_each(|(row, dst)| {
         let (ci, k) = (row / k_len, row % k_len);
-        let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
+        let tap = tap_of(g, k);
         let xc = &xg[ci * in_len..][..in_len];
         let inside = conv_outputs_inside(&g[2], tap[2]);
         let (s, e) = (g[2].stride, (tap[2] * g[2].dilation) as i64 - g[2].pad_begin);
@@ -166,7 +166,7 @@ fn im2col_indexed(
     let (out1, out2) = (g[1].output, g[2].output);
     let map: Vec<Option<usize>> = (0..k_len)
         .flat_map(|k| {
-            let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
+            let tap = tap_of(g, k);
             positions.clone().map(move |p| {
                 let (line, o) = (p / out2, p % out2);
                 let (ia, ib, ic) = (

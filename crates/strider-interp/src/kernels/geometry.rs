@@ -39,6 +39,11 @@ pub fn volume(g: &[AxisGeometry; RANK], f: impl Fn(&AxisGeometry) -> usize) -> u
     g.iter().map(f).product()
 }
 
+/// The kernel tap with row-major index `k` as an index on each of the three axes.
+pub fn tap_of(g: &[AxisGeometry; RANK], k: usize) -> [usize; RANK] {
+    [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel]
+}
+
 /// Offset of tap `k` relative to `index · stride`: k·dilation − pad_begin.
 fn offset(a: &AxisGeometry, k: usize) -> i64 {
     (k * a.dilation) as i64 - a.pad_begin

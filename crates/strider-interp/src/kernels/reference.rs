@@ -6,7 +6,7 @@ use strider_ir::Shape;
 use strider_ir::op::{AxisGeometry, ConvAttrs, ConvTransposeAttrs};
 
 use super::KernelError;
-use super::geometry::{RANK, conv_source, padded, transpose_target, volume};
+use super::geometry::{RANK, conv_source, padded, tap_of, transpose_target, volume};
 
 fn shape_of(a: &[usize]) -> Shape {
     Shape(a.to_vec())
@@ -94,7 +94,7 @@ pub fn conv(attrs: &ConvAttrs, inputs: &[ArrayViewD<f32>]) -> Result<ArrayD<f32>
         for ci in 0..cg {
             let xc = &xs[(b * c + grp * cg + ci) * in_len..][..in_len];
             for (k, &wv) in ws[(mo * cg + ci) * k_len..][..k_len].iter().enumerate() {
-                let tap = [k / (g[1].kernel * g[2].kernel), (k / g[2].kernel) % g[1].kernel, k % g[2].kernel];
+                let tap = tap_of(&g, k);
                 let sources: Option<Vec<usize>> =
                     (0..RANK).map(|a| conv_source(&g[a], [oa, ob, oc][a], tap[a])).collect();
                 if let Some(i) = sources {
