@@ -231,3 +231,31 @@ fn bench_times_each_variant_and_reports_as_json() {
     assert_eq!(skipped[0]["label"], "matmul");
     assert!(skipped[0]["reason"].as_str().unwrap().contains("the same graph as `none`"));
 }
+
+#[test]
+fn bench_skips_variants_with_many_times_the_flops_unless_asked() {
+    // Stride 8, kernel 16: zero insertion multiplies 64 times as often as the direct form.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("wide_stride.ron");
+    std::fs::write(
+        &model,
+        r#"(name: "wide_stride", inputs: [(name: "x", shape: [1, 1, 3, 3])],
+           initializers: [(name: "w", shape: [1, 1, 16, 16], data: Fill(0.5))],
+           nodes: [(name: "up", op: ConvTranspose(strides: [8, 8], pads: [4, 4, 4, 4]), inputs: ["x", "w"], outputs: ["y"])],
+           outputs: ["y"])"#,
+    )
+    .unwrap();
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", model.to_str().unwrap(), "--strategy", "zero-insert", "--runs", "1", "--json"];
+        args.extend(extra);
+        let out = strider(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let default = bench(&[]);
+    assert!(default["variants"].as_array().unwrap().is_empty());
+    let reason = default["skipped"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("64× the FLOPs of the original"), "{reason}");
+    let forced = bench(&["--max-flops-ratio", "0"]);
+    assert_eq!(forced["variants"][0]["label"], "zero-insert");
+}

@@ -89,6 +89,10 @@ enum Command {
         /// Skip (and say so) variants whose explicit sparse matrix stores more elements than this.
         #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
         max_matrix_nnz: usize,
+        /// Skip (and say so) variants performing more than this many times the original's FLOPs
+        /// (zero insertion at large strides); 0 times every variant.
+        #[arg(long, value_name = "R", default_value_t = 16.0)]
+        max_flops_ratio: f64,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -306,6 +310,7 @@ fn main() -> ExitCode {
             inputs,
             seed,
             max_matrix_nnz,
+            max_flops_ratio,
             saturation,
         } => (|| {
             let graph = model.load()?;
@@ -323,6 +328,7 @@ fn main() -> ExitCode {
                 costs,
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
+                max_flops_ratio,
                 options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, batch, per_node },
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;

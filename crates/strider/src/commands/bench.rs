@@ -25,6 +25,8 @@ pub struct BenchArgs {
     pub run_limits: RunLimits,
     /// Variants whose explicit sparse matrices store more elements than this are skipped.
     pub max_matrix_nnz: usize,
+    /// Variants performing more than this many times the original's FLOPs are skipped (0: none).
+    pub max_flops_ratio: f64,
     /// Timing options.
     pub options: BenchOptions,
 }
@@ -103,6 +105,8 @@ pub fn run(
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let flops = |g: &Graph| g.nodes().map(|(_, n)| g.node_flops(n)).sum::<u64>() as f64;
+    let original_flops = flops(graph);
     let mut variants: Vec<Variant> = Vec::new();
     let mut prints: Vec<Vec<String>> = Vec::new();
     let mut skipped = Vec::new();
@@ -126,6 +130,16 @@ pub fn run(
                 "its explicit sparse matrix stores {} elements, more than --max-matrix-nnz {}",
                 si(stored as f64),
                 si(args.max_matrix_nnz as f64)
+            );
+            skipped.push(Skipped { label, reason });
+            continue;
+        }
+        let ratio = flops(&lowered) / original_flops.max(1.0);
+        if args.max_flops_ratio > 0.0 && ratio > args.max_flops_ratio {
+            let reason = format!(
+                "it performs {ratio:.0}× the FLOPs of the original ({}), more than --max-flops-ratio {} (0 times it anyway)",
+                si(flops(&lowered)),
+                args.max_flops_ratio
             );
             skipped.push(Skipped { label, reason });
             continue;
