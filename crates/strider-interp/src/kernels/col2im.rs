@@ -7,7 +7,7 @@ use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 use strider_ir::op::{AxisGeometry, Col2ImAttrs};
 
-use super::geometry::{RANK, padded, phase_len, tap_phase, transpose_source, volume};
+use super::geometry::{RANK, padded, phase_run, phase_starts, tap_phase, transpose_source, volume};
 use super::{Ctx, KernelError, array, contiguous, grain};
 
 /// Adds a block of columns into the output planes. `cols` has one row per (plane, tap) — planes
@@ -30,7 +30,7 @@ pub(crate) fn scatter_add(
     }
     let (in1, in2, inner) = (g[1].input, g[2].input, &g[2]);
     let s = inner.stride;
-    let starts: Vec<usize> = (0..=s).map(|r| (0..r).map(|q| phase_len(inner.output, s, q)).sum()).collect();
+    let starts = phase_starts(inner.output, s);
     let taps: Vec<(usize, i64)> = (0..inner.kernel).map(|k| tap_phase(inner, k)).collect();
     // Output lines the block can reach: those of the input lines it covers, widened by the kernel.
     let (first_line, last_line) = (positions.start / in2, (positions.end - 1) / in2);
@@ -66,16 +66,11 @@ pub(crate) fn scatter_add(
                                 acc.fill(0.0);
                                 touched = true;
                             }
-                            for (kc, &(r, q)) in taps.iter().enumerate() {
+                            for (kc, &tap) in taps.iter().enumerate() {
                                 let row = &rows[((ka * g[1].kernel + kb) * inner.kernel + kc) * width..][..width];
-                                // Input i lands at position i + q of phase r.
-                                let len = (starts[r + 1] - starts[r]) as i64;
-                                let (lo, hi) = ((i_lo as i64).max(-q), (i_hi as i64).min(len - q));
-                                if lo < hi {
-                                    let (lo, hi) = (lo as usize, hi as usize);
-                                    let at = starts[r] + (lo as i64 + q) as usize;
-                                    let src = &row[line_start + lo - positions.start..][..hi - lo];
-                                    acc[at..at + hi - lo].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                                if let Some((inputs, at)) = phase_run(&starts, tap, i_lo..i_hi) {
+                                    let src = &row[line_start + inputs.start - positions.start..][..inputs.len()];
+                                    acc[at..at + inputs.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
                                 }
                             }
                         }

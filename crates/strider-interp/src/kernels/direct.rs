@@ -7,7 +7,9 @@
 use rayon::prelude::*;
 use strider_ir::op::AxisGeometry;
 
-use super::geometry::{RANK, conv_outputs_inside, conv_source, phase_len, tap_phase, transpose_source, volume};
+use super::geometry::{
+    RANK, conv_outputs_inside, conv_source, phase_run, phase_starts, tap_phase, transpose_source, volume,
+};
 use super::{Ctx, KernelError, grain};
 
 /// Whether a convolution with `cg` input and `mg` output channels per group runs faster directly than
@@ -19,18 +21,6 @@ pub fn prefers_direct(cg: usize, mg: usize) -> bool {
 /// `dst[j] += w · src[j]`.
 fn axpy(dst: &mut [f32], w: f32, src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, &s)| *d += w * s);
-}
-
-/// Starts of each phase's run in a phase-major line of `len` elements split by `stride`.
-fn phase_starts(len: usize, stride: usize) -> Vec<usize> {
-    let mut starts = Vec::with_capacity(stride + 1);
-    let mut at = 0;
-    for r in 0..stride {
-        starts.push(at);
-        at += phase_len(len, stride, r);
-    }
-    starts.push(at);
-    starts
 }
 
 /// Dimensions of a direct call: batch, input channels, output channels, groups.
@@ -72,14 +62,9 @@ pub fn conv_transpose(
                             let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
                             let x_line = &xc[(ia * g[1].input + ib) * inner.input..][..inner.input];
                             let w_row = &wk[(ka * g[1].kernel + kb) * inner.kernel..][..inner.kernel];
-                            for (&(r, q), &wv) in taps.iter().zip(w_row) {
-                                // Input i lands at position i + q of phase r.
-                                let len = (starts[r + 1] - starts[r]) as i64;
-                                let (lo, hi) = ((-q).max(0), (len - q).min(inner.input as i64));
-                                if lo < hi {
-                                    let (lo, hi) = (lo as usize, hi as usize);
-                                    let at = starts[r] + (lo as i64 + q) as usize;
-                                    axpy(&mut acc[at..at + hi - lo], wv, &x_line[lo..hi]);
+                            for (&tap, &wv) in taps.iter().zip(w_row) {
+                                if let Some((inputs, at)) = phase_run(&starts, tap, 0..inner.input) {
+                                    axpy(&mut acc[at..at + inputs.len()], wv, &x_line[inputs]);
                                 }
                             }
                         }

@@ -91,6 +91,28 @@ pub fn tap_phase(a: &AxisGeometry, k: usize) -> (usize, i64) {
     (e.rem_euclid(s) as usize, e.div_euclid(s))
 }
 
+/// Starts of each phase's run in a phase-major line of `len` elements split by `stride` (and the
+/// line's end): phase r occupies `starts[r]..starts[r + 1]`.
+pub fn phase_starts(len: usize, stride: usize) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(stride + 1);
+    let mut at = 0;
+    for r in 0..stride {
+        starts.push(at);
+        at += phase_len(len, stride, r);
+    }
+    starts.push(at);
+    starts
+}
+
+/// Where a tap sends the inputs `inputs` of a line into a phase-major line laid out by `starts`,
+/// given the tap's phase r and shift q ([`tap_phase`]: input i lands at position i + q of phase r):
+/// the inputs that land inside the phase, and the index of the first one's place.
+pub fn phase_run(starts: &[usize], (r, q): (usize, i64), inputs: Range<usize>) -> Option<(Range<usize>, usize)> {
+    let len = (starts[r + 1] - starts[r]) as i64;
+    let (lo, hi) = ((inputs.start as i64).max(-q), (inputs.end as i64).min(len - q));
+    (lo < hi).then(|| (lo as usize..hi as usize, starts[r] + (lo + q) as usize))
+}
+
 /// Number of outputs o in [0, output) with o ≡ r (mod stride).
 pub fn phase_len(output: usize, stride: usize, r: usize) -> usize {
     if r >= output { 0 } else { (output - r).div_ceil(stride) }
