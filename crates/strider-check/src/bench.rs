@@ -199,7 +199,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Times `variants` on `inputs`, interleaved. `progress` is told the round and the elapsed time.
+/// Times `variants` on `inputs`, interleaved, and measures the GEMM peak they are compared with.
+/// `progress` is told the round and the elapsed time.
 pub fn bench(
     model: &str,
     variants: &[Variant],
@@ -207,6 +208,35 @@ pub fn bench(
     options: &BenchOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchReport, ExecError> {
+    let (mut timings, threads) = time_variants(variants, inputs, options, progress)?;
+    progress("measuring the GEMM peak");
+    let peak = gemm_peak(GEMM_PEAK_SIZE, threads)?;
+    for t in &mut timings {
+        t.fraction_of_peak = t.gflops / peak;
+    }
+    Ok(BenchReport {
+        model: model.to_string(),
+        machine: Machine {
+            cpu: cpu_model(),
+            simd: simd_level(),
+            threads,
+            gemm_peak_gflops: peak,
+            gemm_peak_size: GEMM_PEAK_SIZE,
+        },
+        warmup: options.warmup,
+        batch: options.batch.max(1),
+        variants: timings,
+    })
+}
+
+/// Times `variants` on `inputs`, interleaved (without the GEMM peak: `fraction_of_peak` is left 0);
+/// also returns the threads each plan ran on.
+pub fn time_variants(
+    variants: &[Variant],
+    inputs: &HashMap<String, ArrayD<f32>>,
+    options: &BenchOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<Timing>, usize), ExecError> {
     let plan_options = PlanOptions { threads: options.threads };
     let mut plans = Vec::with_capacity(variants.len());
     for v in variants {
@@ -214,8 +244,6 @@ pub fn bench(
         plans.push(Plan::new(&v.graph, &plan_options)?);
     }
     let threads = plans.first().map_or(1, Plan::threads);
-    progress("measuring the GEMM peak");
-    let peak = gemm_peak(GEMM_PEAK_SIZE, threads)?;
     for round in 0..options.warmup {
         progress(&format!("warm-up {}/{}", round + 1, options.warmup));
         for plan in &mut plans {
@@ -293,7 +321,7 @@ pub fn bench(
                 q3_ms: quantile(&sorted, 0.75),
                 min_ms: sorted.first().copied().unwrap_or(f64::NAN),
                 gflops,
-                fraction_of_peak: gflops / peak,
+                fraction_of_peak: 0.0,
                 peak_bytes: peak_bytes[i],
                 constant_bytes: plan.constant_bytes(),
                 times_ms: taken,
@@ -301,19 +329,7 @@ pub fn bench(
             }
         })
         .collect();
-    Ok(BenchReport {
-        model: model.to_string(),
-        machine: Machine {
-            cpu: cpu_model(),
-            simd: simd_level(),
-            threads,
-            gemm_peak_gflops: peak,
-            gemm_peak_size: GEMM_PEAK_SIZE,
-        },
-        warmup: options.warmup,
-        batch,
-        variants: timings,
-    })
+    Ok((timings, threads))
 }
 
 #[cfg(test)]

@@ -7,18 +7,18 @@ pub mod bench;
 pub mod compare;
 pub mod splice;
 pub mod study;
+pub mod tuning;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use ndarray::ArrayD;
 use serde::Serialize;
-use strider_interp::fold::fold_constants;
 use strider_interp::{Outputs, Plan, PlanOptions, feeds};
 use strider_ir::{Graph, Limits, Node, Op};
-use strider_rewrite::cost::{Avoiding, CostModel, Flops};
-use strider_rewrite::explore::{NamedModel, classify, isolate};
-use strider_rewrite::{Lowering, Rule, RunLimits, Strategy, extract_graph, saturate};
+use strider_rewrite::explore::NamedModel;
+use strider_rewrite::isolate::{isolate, lower_isolated};
+use strider_rewrite::{Lowering, OptimizeOptions, Rule, RunLimits, Strategy, optimize};
 
 pub use compare::{Comparison, Tolerance, compare};
 
@@ -172,22 +172,21 @@ pub fn check(
             }
         }
     }
-    if !opts.models.is_empty() {
-        let saturated = saturate(graph, &Strategy::Auto.rules(), &opts.run_limits);
-        for (model, fold) in &opts.models {
-            progress(done, total, &format!("optimized for {}", model.name));
-            done += 1;
-            let optimized = extract_graph(&saturated, graph, model.model, limits, saturated.deadline)
-                .map_err(|e| e.to_string())
-                .and_then(|(g, _)| if *fold { fold_constants(&g, limits).map_err(|e| e.to_string()) } else { Ok(g) });
-            rows.push(match optimized {
-                Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
-                    skipped("*", &model.name, Scope::Optimized, &g, opts)
-                }
-                Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
-                Err(e) => failed("*", &model.name, Scope::Optimized, e),
-            });
-        }
+    for (model, fold) in &opts.models {
+        progress(done, total, &format!("optimized for {}", model.name));
+        done += 1;
+        let pipeline = OptimizeOptions {
+            strategy: Strategy::Auto,
+            fold_constants: *fold,
+            run_limits: opts.run_limits,
+            limits: *limits,
+        };
+        let optimized = optimize(graph, model.model, &pipeline).map(|o| o.graph).map_err(|e| e.to_string());
+        rows.push(match optimized {
+            Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => skipped("*", &model.name, Scope::Optimized, &g, opts),
+            Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
+            Err(e) => failed("*", &model.name, Scope::Optimized, e),
+        });
     }
     progress(total, total, "done");
     Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows })
@@ -195,18 +194,7 @@ pub fn check(
 
 /// The node alone, lowered by `lowering` (None where the family does not apply).
 fn lower_alone(alone: &Graph, lowering: Lowering, opts: &Options) -> Option<Graph> {
-    lower_alone_with(alone, &(opts.rules)(lowering), &opts.run_limits)
-}
-
-/// A one-node graph lowered with `rules`, preferring anything over the node as it stands (None when no
-/// rule applies).
-pub(crate) fn lower_alone_with(alone: &Graph, rules: &[Rule], limits: &RunLimits) -> Option<Graph> {
-    let saturated = saturate(alone, rules, limits);
-    let flops = Flops::default();
-    let model = Avoiding { inner: &flops as &dyn CostModel, ops: &["ConvTranspose", "Upsample"] };
-    let (lowered, _) =
-        extract_graph(&saturated, alone, &model, &Limits { max_elements: usize::MAX }, saturated.deadline).ok()?;
-    (classify(&lowered) != "direct").then_some(lowered)
+    lower_isolated(alone, &(opts.rules)(lowering), &opts.run_limits)
 }
 
 /// Stored elements of every sparse value of a graph.

@@ -14,10 +14,10 @@ use strider_interp::{Plan, PlanOptions, feeds};
 use strider_ir::format::DataSpec;
 use strider_ir::op::ConvTransposeAttrs;
 use strider_ir::{Graph, GraphBuilder, Limits, Op, seeded};
-use strider_rewrite::explore::isolate;
-use strider_rewrite::{Lowering, RunLimits};
+use strider_rewrite::RunLimits;
+use strider_rewrite::isolate::{Form, in_form, isolate};
 
-use crate::{compare, lower_alone_with, run_prepared, stored_elements};
+use crate::{compare, run_prepared, stored_elements};
 
 /// A sweep file: one ConvTranspose configuration and the attribute to vary.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,16 +166,11 @@ fn measure(alone: &Graph, limits: &RunLimits, max_matrix_nnz: usize, threads: us
     let mut inputs = HashMap::new();
     feeds::fill_missing(alone, 0, &mut inputs);
     let Ok((reference, _)) = run_prepared(alone, &inputs, threads) else { return Vec::new() };
-    let mut variants = vec![("direct".to_string(), alone.clone())];
-    for lowering in Lowering::ALL {
-        if let Some(g) = lower_alone_with(alone, &strider_rewrite::Strategy::Force(lowering).rules(), limits) {
-            if stored_elements(&g) <= max_matrix_nnz {
-                variants.push((lowering.name().to_string(), g));
-            }
-        }
-    }
-    variants
+    let variants = Form::ALL
         .into_iter()
+        .filter_map(|form| in_form(alone, form, limits).map(|g| (form.name().to_string(), g)))
+        .filter(|(_, g)| stored_elements(g) <= max_matrix_nnz);
+    variants
         .filter_map(|(lowering, g)| {
             let mut plan = Plan::new(&g, &PlanOptions { threads }).ok()?;
             let outputs = plan.run(&inputs).ok()?;

@@ -1,31 +1,77 @@
 //! Cost models: FLOPs actually performed (multiplications by inserted zeros included), bytes of
 //! intermediates and constants, and target profiles read from RON (supported ops and per-op factors).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use strider_ir::{Layout, Shape};
+use strider_ir::{Graph, Layout, Producer, Shape};
 
 use crate::analysis::TensorGraph;
 use crate::lang::Node;
 
-/// Assigns a cost to each e-node; `None` means the target cannot execute it.
+/// Prices ops. A model prices one op on its shapes ([`CostModel::op_cost`]); the same model then
+/// prices e-nodes during extraction ([`CostModel::node_cost`]) and plain graphs ([`price`]), so a
+/// graph's cost is the same whichever way it is reached.
 pub trait CostModel {
-    /// Cost of one e-node (its own work, not its inputs').
-    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64>;
+    /// Cost of one op's own work (not its inputs'); `None` when the target cannot execute it.
+    fn op_cost(&self, op: &OpInstance) -> Option<f64>;
+
+    /// Cost of holding a constant of `elements` values (weights); free by default.
+    fn constant_cost(&self, _elements: usize) -> f64 {
+        0.0
+    }
+
+    /// Cost of one e-node: [`CostModel::op_cost`] of an op whose shapes are known, free for the rest.
+    /// Models that look at the e-graph itself (tests steering extraction) override it.
+    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
+        match node {
+            Node::Apply(..) => instance(egraph, node).map_or(Some(0.0), |v| self.op_cost(&v)),
+            Node::Const(name) => {
+                Some(egraph.analysis.constants.get(name).map_or(0.0, |c| self.constant_cost(c.data.len())))
+            }
+            Node::Input(_) | Node::Attrs(_) => Some(0.0),
+        }
+    }
 }
 
-/// Shapes of an op node's inputs and output, and whether it depends only on constants.
-struct OpView<'a> {
-    op: &'a strider_ir::Op,
-    inputs: Vec<&'a Shape>,
-    layouts: Vec<Layout>,
-    output: &'a Shape,
-    output_layout: Layout,
-    constant: bool,
+/// One op with the shapes and storage it runs on: what every cost model prices.
+#[derive(Clone, Debug)]
+pub struct OpInstance<'a> {
+    /// The op and its attributes.
+    pub op: &'a strider_ir::Op,
+    /// Input shapes.
+    pub inputs: Vec<&'a Shape>,
+    /// Input storage (a sparse matrix operand is [`Layout::Csr`]).
+    pub layouts: Vec<Layout>,
+    /// Output shape.
+    pub output: &'a Shape,
+    /// Output storage.
+    pub output_layout: Layout,
+    /// Every input is a constant, so the op can be evaluated once at compile time.
+    pub constant: bool,
 }
 
-fn view<'a>(egraph: &'a TensorGraph, node: &Node) -> Option<OpView<'a>> {
+impl OpInstance<'_> {
+    /// Floating-point operations of one execution (a sparse operand counts its stored elements).
+    pub fn flops(&self) -> f64 {
+        self.op.flops_with_layouts(&self.inputs, &self.layouts, std::slice::from_ref(self.output)) as f64
+    }
+
+    /// Bytes of the output in its storage (a sparse matrix counts its stored elements).
+    pub fn output_bytes(&self) -> f64 {
+        self.output_layout.size_bytes(self.output, 4) as f64
+    }
+
+    /// Elements the output stores (a sparse matrix: its stored elements).
+    pub fn output_elements(&self) -> usize {
+        match self.output_layout {
+            Layout::Dense => self.output.numel(),
+            Layout::Csr { nnz } => nnz,
+        }
+    }
+}
+
+fn instance<'a>(egraph: &'a TensorGraph, node: &Node) -> Option<OpInstance<'a>> {
     let Node::Apply(_, children) = node else { return None };
     let op = egraph[children[0]].data.attrs.as_ref()?;
     let inputs = children[1..].iter().map(|&c| egraph[c].data.shape.as_ref()).collect::<Option<Vec<_>>>()?;
@@ -34,16 +80,42 @@ fn view<'a>(egraph: &'a TensorGraph, node: &Node) -> Option<OpView<'a>> {
     let output = egraph[class].data.shape.as_ref()?;
     let output_layout = egraph[class].data.layout;
     let constant = children[1..].iter().all(|&c| egraph[c].data.constant);
-    Some(OpView { op, inputs, layouts, output, output_layout, constant })
+    Some(OpInstance { op, inputs, layouts, output, output_layout, constant })
 }
 
-fn flops(v: &OpView) -> f64 {
-    v.op.flops_with_layouts(&v.inputs, &v.layouts, std::slice::from_ref(v.output)) as f64
+/// The ops of a plain graph as [`OpInstance`]s, in topological order, each with its node.
+pub fn instances(graph: &Graph) -> Vec<(&strider_ir::Node, OpInstance<'_>)> {
+    let mut constant: Vec<bool> = graph.values().iter().map(|v| v.producer == Producer::Initializer).collect();
+    let mut out = Vec::new();
+    for (_, node) in graph.nodes() {
+        let is_constant = node.inputs.iter().all(|&v| constant[v.index()]);
+        for &v in &node.outputs {
+            constant[v.index()] = is_constant;
+        }
+        let Some(&first) = node.outputs.first() else { continue };
+        out.push((
+            node,
+            OpInstance {
+                op: &node.op,
+                inputs: graph.input_shapes(node),
+                layouts: node.inputs.iter().map(|&v| graph.value(v).ty.layout).collect(),
+                output: graph.shape(first),
+                output_layout: graph.value(first).ty.layout,
+                constant: is_constant,
+            },
+        ));
+    }
+    out
 }
 
-/// Bytes of the op's output in its storage (a sparse matrix counts its stored elements).
-fn bytes(v: &OpView) -> f64 {
-    v.output_layout.size_bytes(v.output, 4) as f64
+/// The cost of a plain graph under `model`, without building an e-graph: every op priced once, plus
+/// its constants; `None` when the model cannot execute one of its ops.
+pub fn price(graph: &Graph, model: &dyn CostModel) -> Option<f64> {
+    let mut total: f64 = graph.initializers().iter().map(|i| model.constant_cost(i.data.len())).sum();
+    for (_, op) in instances(graph) {
+        total += model.op_cost(&op)?;
+    }
+    Some(total)
 }
 
 /// Floating-point operations performed at run time. With `fold_constants`, weight-only subgraphs are
@@ -55,12 +127,8 @@ pub struct Flops {
 }
 
 impl CostModel for Flops {
-    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
-        Some(match view(egraph, node) {
-            Some(v) if v.constant && self.fold_constants => 0.0,
-            Some(v) => flops(&v),
-            None => 0.0,
-        })
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        Some(if op.constant && self.fold_constants { 0.0 } else { op.flops() })
     }
 }
 
@@ -70,12 +138,12 @@ impl CostModel for Flops {
 pub struct Memory;
 
 impl CostModel for Memory {
-    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
-        Some(match node {
-            Node::Const(name) => egraph.analysis.constants.get(name).map_or(0.0, |c| 4.0 * c.data.len() as f64),
-            Node::Apply(..) => view(egraph, node).map_or(0.0, |v| bytes(&v)),
-            Node::Input(_) | Node::Attrs(_) => 0.0,
-        })
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        Some(op.output_bytes())
+    }
+
+    fn constant_cost(&self, elements: usize) -> f64 {
+        4.0 * elements as f64
     }
 }
 
@@ -104,17 +172,16 @@ impl Target {
 }
 
 impl CostModel for Target {
-    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
-        let Some(v) = view(egraph, node) else { return Some(0.0) };
-        if v.constant {
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        if op.constant {
             return Some(0.0);
         }
-        let name = v.op.name();
+        let name = op.op.name();
         if !self.supported.iter().any(|s| s == name) {
             return None;
         }
         let factor = self.flop_factor.get(name).copied().unwrap_or(1.0);
-        Some(factor * flops(&v) + self.byte_cost * bytes(&v))
+        Some(factor * op.flops() + self.byte_cost * op.output_bytes())
     }
 }
 
@@ -128,11 +195,99 @@ pub struct Avoiding<'a> {
 }
 
 impl CostModel for Avoiding<'_> {
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        let base = self.inner.op_cost(op)?;
+        Some(if self.ops.contains(&op.op.name()) { base + 1e18 } else { base })
+    }
+
+    fn constant_cost(&self, elements: usize) -> f64 {
+        self.inner.constant_cost(elements)
+    }
+
     fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
         let base = self.inner.node_cost(egraph, node)?;
         match node.op_name() {
             Some(op) if self.ops.contains(&op.as_str()) => Some(base + 1e18),
             _ => Some(base),
         }
+    }
+}
+
+/// Wraps a model and prices as infeasible (`None`) every op whose output would not fit the limits —
+/// a dense value or a sparse matrix storing more than `max_elements` values — so that extraction
+/// never picks a variant that cannot run.
+pub struct Feasible<'a> {
+    /// The model for everything that fits.
+    pub inner: &'a dyn CostModel,
+    /// The largest value allowed, in stored elements.
+    pub max_elements: usize,
+}
+
+impl Feasible<'_> {
+    /// Why `op` cannot run within the limits, if it cannot.
+    pub fn excess(&self, op: &OpInstance) -> Option<String> {
+        let stored = op.output_elements();
+        (stored > self.max_elements).then(|| {
+            let what = if matches!(op.output_layout, Layout::Csr { .. }) { "sparse matrix" } else { "value" };
+            format!("its {} {what} stores {stored} elements, more than the limit {}", op.op.name(), self.max_elements)
+        })
+    }
+}
+
+impl CostModel for Feasible<'_> {
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        if self.excess(op).is_some() { None } else { self.inner.op_cost(op) }
+    }
+
+    fn constant_cost(&self, elements: usize) -> f64 {
+        self.inner.constant_cost(elements)
+    }
+
+    fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
+        if instance(egraph, node).is_some_and(|op| self.excess(&op).is_some()) {
+            return None;
+        }
+        self.inner.node_cost(egraph, node)
+    }
+}
+
+/// A key naming an op instance exactly — the op with its attributes, input shapes and storage — so
+/// that a time measured for it on one graph prices the same op in any other (the key of a tuning log).
+pub fn op_key(op: &OpInstance) -> String {
+    let inputs: Vec<String> = op
+        .inputs
+        .iter()
+        .zip(&op.layouts)
+        .map(|(shape, layout)| match layout {
+            Layout::Dense => format!("{:?}", shape.0),
+            Layout::Csr { nnz } => format!("{:?} csr {nnz}", shape.0),
+        })
+        .collect();
+    format!("{} on {}", strider_ir::format::op_to_ron(op.op), inputs.join(", "))
+}
+
+/// Measured times where there are some, a model's estimate elsewhere: ops whose [`op_key`] is in
+/// `times_ns` cost that many nanoseconds, the rest what `fallback` says (a calibrated CPU profile,
+/// whose unit is the nanosecond too). Weight-only ops are folded at preparation and cost nothing.
+pub struct Measured<'a> {
+    /// Nanoseconds per run, by [`op_key`].
+    pub times_ns: HashMap<String, f64>,
+    /// Prices the ops nothing was measured for.
+    pub fallback: &'a dyn CostModel,
+}
+
+impl CostModel for Measured<'_> {
+    fn op_cost(&self, op: &OpInstance) -> Option<f64> {
+        if op.constant {
+            return Some(0.0);
+        }
+        match self.times_ns.get(&op_key(op)) {
+            Some(&t) => Some(t),
+            None => self.fallback.op_cost(op),
+        }
+    }
+
+    fn constant_cost(&self, elements: usize) -> f64 {
+        self.fallback.constant_cost(elements)
     }
 }

@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 use strider_ir::format::op_to_ron;
-use strider_ir::{Graph, GraphBuilder, Limits, Op, Producer};
+use strider_ir::{Graph, Limits, Op};
 
-use crate::cost::{Avoiding, CostModel};
-use crate::pipeline::{IterationSize, RunLimits, extract_graph, saturate};
-use crate::rules::Lowering;
+use crate::cost::{CostModel, Feasible, instances, price};
+use crate::isolate::{Form, in_form, isolate};
+use crate::pipeline::{IterationSize, RunLimits, saturate};
 use crate::strategy::Strategy;
 
 /// A cost model with the name reports use.
@@ -23,8 +23,8 @@ pub struct NamedModel<'a> {
 /// One way to compute a node.
 #[derive(Clone, Debug, Serialize)]
 pub struct Variant {
-    /// `direct` (the node as it is) or a lowering name.
-    pub lowering: String,
+    /// The node as it is, or the lowering.
+    pub lowering: Form,
     /// Op kinds of the variant, with counts, in first-use order.
     pub ops: Vec<(String, usize)>,
     /// FLOPs at run time (weight-only work included).
@@ -33,6 +33,8 @@ pub struct Variant {
     pub bytes: u64,
     /// Cost under each model (`None`: unsupported), in the order of the models.
     pub costs: Vec<Option<f64>>,
+    /// Why the variant cannot run within the limits (then no model picks it).
+    pub excluded: Option<String>,
 }
 
 /// Everything explored for one node.
@@ -65,14 +67,15 @@ pub struct Exploration {
     pub nodes: Vec<NodeReport>,
 }
 
-/// Explores every ConvTranspose and Upsample of `graph` under `models`.
-pub fn explore(graph: &Graph, models: &[NamedModel], limits: &RunLimits) -> Exploration {
-    let whole = saturate(graph, &Strategy::Auto.rules(), limits);
+/// Explores every ConvTranspose and Upsample of `graph` under `models`; variants that would not fit
+/// `limits` are listed as excluded.
+pub fn explore(graph: &Graph, models: &[NamedModel], run_limits: &RunLimits, limits: &Limits) -> Exploration {
+    let whole = saturate(graph, &Strategy::Auto.rules(), run_limits);
     let sizes = whole.sizes.iter().map(|&IterationSize { nodes, classes }| (nodes, classes)).collect();
     let nodes = graph
         .nodes()
         .filter(|(_, n)| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_)))
-        .map(|(_, n)| explore_node(graph, n, models, limits))
+        .map(|(_, n)| explore_node(graph, n, models, run_limits, limits))
         .collect();
     Exploration {
         model: graph.name().to_string(),
@@ -83,29 +86,7 @@ pub fn explore(graph: &Graph, models: &[NamedModel], limits: &RunLimits) -> Expl
     }
 }
 
-/// A graph holding only `node`: its non-constant inputs become graph inputs, constants stay constants.
-pub fn isolate(graph: &Graph, node: &strider_ir::Node) -> Graph {
-    let mut b = GraphBuilder::new(node.name.clone(), Limits { max_elements: usize::MAX });
-    for &v in &node.inputs {
-        let value = graph.value(v);
-        match (value.producer, graph.initializer(v)) {
-            (Producer::Initializer, Some(init)) => {
-                b.initializer(value.name.clone(), init.data.clone(), init.spec.clone());
-            }
-            _ => {
-                b.input(value.name.clone(), value.ty.shape.clone());
-            }
-        }
-    }
-    let names = |ids: &[strider_ir::ValueId]| ids.iter().map(|&v| graph.value(v).name.clone()).collect::<Vec<_>>();
-    b.node(node.name.clone(), node.op.clone(), names(&node.inputs), names(&node.outputs));
-    for o in names(&node.outputs) {
-        b.output(o);
-    }
-    b.finish().expect("a node of a valid graph is a valid graph")
-}
-
-fn describe(lowering: &str, g: &Graph, models: &[NamedModel], limits: &RunLimits) -> Variant {
+fn describe(form: Form, g: &Graph, models: &[NamedModel], limits: &Limits) -> Variant {
     let mut ops: Vec<(String, usize)> = Vec::new();
     let (mut flops, mut bytes) = (0u64, 0u64);
     for (_, n) in g.nodes() {
@@ -117,59 +98,34 @@ fn describe(lowering: &str, g: &Graph, models: &[NamedModel], limits: &RunLimits
         bytes += n.outputs.iter().map(|&v| g.value(v).ty.size_bytes() as u64).sum::<u64>();
     }
     bytes += g.initializers().iter().map(|i| 4 * i.data.len() as u64).sum::<u64>();
-    let plain = saturate(g, &[], limits);
-    let costs = models
-        .iter()
-        .map(|m| extract_graph(&plain, g, m.model, &Limits::default(), plain.deadline).ok().map(|(_, c)| c))
-        .collect();
-    Variant { lowering: lowering.to_string(), ops, flops, bytes, costs }
+    let costs = models.iter().map(|m| price(g, m.model)).collect();
+    let fits = Feasible { inner: &crate::cost::Flops::default(), max_elements: limits.max_elements };
+    let excluded = instances(g).iter().find_map(|(_, op)| fits.excess(op));
+    Variant { lowering: form, ops, flops, bytes, costs, excluded }
 }
 
-/// Which lowering a graph is (`direct` when it still holds a ConvTranspose or Upsample): recognised by
-/// the ops only that lowering introduces.
-pub fn classify(g: &Graph) -> &'static str {
-    let has = |name: &str| g.nodes().any(|(_, n)| n.op.name() == name);
-    if has("ConvTranspose") || has("Upsample") {
-        "direct"
-    } else if has("ConvMatrix") {
-        Lowering::SparseMatMul.name()
-    } else if has("SubpixelKernel") {
-        Lowering::Subpixel.name()
-    } else if has("Col2Im") {
-        Lowering::Col2Im.name()
-    } else if has("ZeroInsert") || has("Conv") {
-        Lowering::ZeroInsert.name()
-    } else {
-        Lowering::MatMul.name()
-    }
-}
-
-fn explore_node(graph: &Graph, node: &strider_ir::Node, models: &[NamedModel], limits: &RunLimits) -> NodeReport {
+fn explore_node(
+    graph: &Graph,
+    node: &strider_ir::Node,
+    models: &[NamedModel],
+    run_limits: &RunLimits,
+    limits: &Limits,
+) -> NodeReport {
     let alone = isolate(graph, node);
-    let mut variants = vec![describe("direct", &alone, models, limits)];
-    for lowering in Lowering::ALL {
-        let strategy = Strategy::Force(lowering);
-        let saturated = saturate(&alone, &strategy.rules(), limits);
-        let base = crate::cost::Flops::default();
-        // Prefer the family's form over the node as it stands (an Upsample too).
-        let model = Avoiding { inner: &base, ops: &["ConvTranspose", "Upsample"] };
-        let Ok((lowered, _)) = extract_graph(&saturated, &alone, &model, &Limits::default(), saturated.deadline) else {
-            continue;
-        };
-        // A family that does not apply leaves the node as it is.
-        if classify(&lowered) != "direct" {
-            variants.push(describe(lowering.name(), &lowered, models, limits));
-        }
-    }
+    let variants: Vec<Variant> = Form::ALL
+        .into_iter()
+        .filter_map(|form| in_form(&alone, form, run_limits).map(|g| describe(form, &g, models, limits)))
+        .collect();
     let picks = models
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let best = variants
                 .iter()
-                .filter_map(|v| v.costs[i].map(|c| (c, &v.lowering)))
+                .filter(|v| v.excluded.is_none())
+                .filter_map(|v| v.costs[i].map(|c| (c, v.lowering)))
                 .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map_or_else(|| "none (unsupported)".to_string(), |(_, l)| l.clone());
+                .map_or_else(|| "none (unsupported)".to_string(), |(_, l)| l.to_string());
             (m.name.clone(), best)
         })
         .collect();

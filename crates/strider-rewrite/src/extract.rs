@@ -475,6 +475,10 @@ mod tests {
     struct Table(&'static [(&'static str, f64)]);
 
     impl CostModel for Table {
+        fn op_cost(&self, op: &crate::cost::OpInstance) -> Option<f64> {
+            self.0.iter().find(|(name, _)| *name == op.op.name()).map(|&(_, cost)| cost)
+        }
+
         fn node_cost(&self, _: &TensorGraph, node: &Node) -> Option<f64> {
             match node.op_name() {
                 Some(op) => self.0.iter().find(|(name, _)| *name == op.as_str()).map(|&(_, cost)| cost),

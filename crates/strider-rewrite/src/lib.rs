@@ -2,19 +2,21 @@
 //! (egg), and a cost model picks what suits the target.
 //!
 //! Data path: [`convert::to_egraph`] → saturate with [`rules`] ([`saturate`]) → [`extract::extract`]
-//! under a [`cost::CostModel`] → [`convert::to_graph`].
+//! under a [`cost::CostModel`] → [`convert::to_graph`] → constants folded; [`optimize`] runs it all.
 
 pub mod analysis;
 pub mod convert;
 pub mod cost;
 pub mod explore;
 pub mod extract;
+pub mod isolate;
 pub mod lang;
 pub mod pipeline;
 pub mod rules;
 pub mod strategy;
 
 pub use analysis::TensorGraph;
-pub use pipeline::{RunLimits, Saturated, extract_graph, saturate};
+pub use isolate::Form;
+pub use pipeline::{OptimizeOptions, Optimized, RunLimits, Saturated, extract_graph, optimize, saturate};
 pub use rules::{Lowering, Rule};
 pub use strategy::Strategy;

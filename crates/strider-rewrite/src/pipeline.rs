@@ -1,5 +1,5 @@
-//! The whole optimization: graph → e-graph → saturate → extract → graph, with the statistics a
-//! report needs.
+//! The whole optimization: graph → e-graph → saturate → extract → fold → price, with the statistics
+//! a report needs. [`optimize`] is the one entry point the CLI, `check`, `bench` and the tests use.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +8,10 @@ use strider_ir::{Graph, Limits};
 
 use crate::analysis::TensorGraph;
 use crate::convert::{ConvertError, to_egraph, to_graph};
-use crate::cost::CostModel;
+use crate::cost::{CostModel, Feasible, price};
 use crate::extract::{ExtractError, extract};
 use crate::rules::Rule;
+use crate::strategy::Strategy;
 
 /// Limits of equality saturation.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,66 @@ pub enum OptimizeError {
     /// Extraction produced an invalid graph (a bug).
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// Evaluating the weight-only subgraphs failed.
+    #[error(transparent)]
+    Fold(#[from] strider_interp::fold::FoldError),
+}
+
+/// What to optimize for, and within which limits.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OptimizeOptions {
+    /// Which lowerings may fire.
+    pub strategy: Strategy,
+    /// Evaluate weight-only subgraphs (flipped and phase kernels) into constants afterwards.
+    pub fold_constants: bool,
+    /// Limits of saturation (and of extraction, through the deadline).
+    pub run_limits: RunLimits,
+    /// No value of the result may exceed these; extraction prices variants that would as infeasible.
+    pub limits: Limits,
+}
+
+/// An optimized graph and how it was reached.
+pub struct Optimized {
+    /// The graph, with the original's name, inputs and output names.
+    pub graph: Graph,
+    /// Cost of the original under the model (`None`: it has an op the model does not support).
+    pub cost_before: Option<f64>,
+    /// Cost of the result under the model.
+    pub cost_after: Option<f64>,
+    /// E-graph size after each iteration (the first entry is the initial graph).
+    pub sizes: Vec<IterationSize>,
+    /// Why saturation stopped.
+    pub stop_reason: String,
+    /// Wall time of saturation.
+    pub saturation_time: Duration,
+    /// Wall time of extraction and folding.
+    pub extraction_time: Duration,
+}
+
+/// Optimizes `graph` for `model`: saturates with the strategy's rules, extracts the cheapest graph
+/// that fits the limits, folds constants if asked, and prices the graph before and after (directly,
+/// without e-graphs).
+pub fn optimize(graph: &Graph, model: &dyn CostModel, opts: &OptimizeOptions) -> Result<Optimized, OptimizeError> {
+    let started = Instant::now();
+    let saturated = saturate(graph, &opts.strategy.rules(), &opts.run_limits);
+    let saturation_time = started.elapsed();
+    let started = Instant::now();
+    let feasible = Feasible { inner: model, max_elements: opts.limits.max_elements };
+    let extracting = opts.strategy.model(&feasible);
+    let (mut optimized, _) = extract_graph(&saturated, graph, extracting.as_ref(), &opts.limits, saturated.deadline)?;
+    if opts.fold_constants {
+        optimized = strider_interp::fold::fold_constants(&optimized, &opts.limits)?;
+    }
+    let extraction_time = started.elapsed();
+    Ok(Optimized {
+        cost_before: price(graph, model),
+        cost_after: price(&optimized, model),
+        graph: optimized,
+        sizes: saturated.sizes,
+        stop_reason: saturated.stop_reason,
+        saturation_time,
+        extraction_time,
+    })
 }
 
 /// Saturates the e-graph of `graph` with `rules`.

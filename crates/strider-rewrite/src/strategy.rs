@@ -46,6 +46,14 @@ impl Strategy {
 struct Forward<'a>(&'a dyn CostModel);
 
 impl CostModel for Forward<'_> {
+    fn op_cost(&self, op: &crate::cost::OpInstance) -> Option<f64> {
+        self.0.op_cost(op)
+    }
+
+    fn constant_cost(&self, elements: usize) -> f64 {
+        self.0.constant_cost(elements)
+    }
+
     fn node_cost(&self, egraph: &crate::TensorGraph, node: &crate::lang::Node) -> Option<f64> {
         self.0.node_cost(egraph, node)
     }

@@ -121,6 +121,11 @@ fn bias_is_add() {
 struct AddLast;
 
 impl CostModel for AddLast {
+    /// Plain graphs: every op costs the same (this model steers e-graph extraction only).
+    fn op_cost(&self, _: &strider_rewrite::cost::OpInstance) -> Option<f64> {
+        Some(1.0)
+    }
+
     fn node_cost(&self, egraph: &strider_rewrite::TensorGraph, node: &Node) -> Option<f64> {
         let late = node.op_name().is_some_and(|op| op.as_str() == "Add")
             && egraph[node.children()[1]]
@@ -135,6 +140,11 @@ impl CostModel for AddLast {
 struct AvoidFusedBias;
 
 impl CostModel for AvoidFusedBias {
+    /// Plain graphs: every op costs the same (this model steers e-graph extraction only).
+    fn op_cost(&self, _: &strider_rewrite::cost::OpInstance) -> Option<f64> {
+        Some(1.0)
+    }
+
     fn node_cost(&self, _: &strider_rewrite::TensorGraph, node: &Node) -> Option<f64> {
         let fused = node.op_name().is_some_and(|op| op.as_str() == "ConvTranspose") && node.children().len() == 4;
         Some(if fused { 1e9 } else { 1.0 })

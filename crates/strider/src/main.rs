@@ -360,7 +360,7 @@ fn main() -> ExitCode {
         Command::Explore { model, targets, json, saturation, .. } => (|| {
             let graph = model.load()?;
             let targets = load_targets(&targets)?;
-            let exploration = commands::explore::run(&graph, &targets, &saturation.limits()?);
+            let exploration = commands::explore::run(&graph, &targets, &saturation.limits()?, &model.limits());
             if json {
                 println!("{}", serde_json::to_string_pretty(&exploration).map_err(|e| miette::miette!("{e}"))?);
             } else {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use strider_check::bench::{BenchOptions, BenchReport, Variant, bench};
 use strider_check::study::si;
 use strider_ir::{Graph, Layout, Limits};
-use strider_rewrite::{Lowering, RunLimits, Strategy, extract_graph, saturate};
+use strider_rewrite::{Lowering, OptimizeOptions, RunLimits, Strategy};
 
 use super::optimize::CostChoice;
 
@@ -78,10 +78,9 @@ fn lower(
     if strategy == Strategy::None {
         return Ok(graph.clone());
     }
-    let base = cost.model(true);
-    let model = strategy.model(base.as_ref());
-    let saturated = saturate(graph, &strategy.rules(), &args.run_limits);
-    extract_graph(&saturated, graph, model.as_ref(), limits, saturated.deadline).map(|(g, _)| g).into_diagnostic()
+    let model = cost.model(true);
+    let opts = OptimizeOptions { strategy, fold_constants: false, run_limits: args.run_limits, limits: *limits };
+    strider_rewrite::optimize(graph, model.as_ref(), &opts).map(|o| o.graph).into_diagnostic()
 }
 
 /// Builds the variants, times them with a progress bar on a terminal, and returns the outcome.

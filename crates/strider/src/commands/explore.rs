@@ -4,20 +4,20 @@
 use std::fmt::Write as _;
 
 use strider_check::study::si;
-use strider_ir::Graph;
+use strider_ir::{Graph, Limits};
 use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
 
-/// Explores `graph` under flops, memory and each target.
-pub fn run(graph: &Graph, targets: &[Target], limits: &RunLimits) -> Exploration {
+/// Explores `graph` under flops, memory and each target; variants over `limits` are excluded.
+pub fn run(graph: &Graph, targets: &[Target], run_limits: &RunLimits, limits: &Limits) -> Exploration {
     let (flops, memory) = (Flops::default(), Memory);
     let mut models: Vec<NamedModel> = vec![
         NamedModel { name: "flops".into(), model: &flops as &dyn CostModel },
         NamedModel { name: "memory".into(), model: &memory },
     ];
     models.extend(targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
-    explore(graph, &models, limits)
+    explore(graph, &models, run_limits, limits)
 }
 
 /// The exploration as a text report.
@@ -38,7 +38,7 @@ pub fn render(e: &Exploration) -> String {
         for v in &node.variants {
             let ops =
                 v.ops.iter().map(|(k, c)| if *c > 1 { format!("{k}×{c}") } else { k.clone() }).collect::<Vec<_>>();
-            let mut row = vec![v.lowering.clone(), ops.join(" "), si(v.flops as f64), si(v.bytes as f64)];
+            let mut row = vec![v.lowering.to_string(), ops.join(" "), si(v.flops as f64), si(v.bytes as f64)];
             row.extend(v.costs.iter().map(|c| c.map_or("—".to_string(), si)));
             rows.push(row);
         }
@@ -52,6 +52,9 @@ pub fn render(e: &Exploration) -> String {
                 .map(|(i, (cell, &w))| if i < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
                 .collect();
             let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+        }
+        for v in node.variants.iter().filter(|v| v.excluded.is_some()) {
+            let _ = writeln!(out, "  excluded {}: {}", v.lowering, v.excluded.as_deref().unwrap_or_default());
         }
         let picks: Vec<String> = node.picks.iter().map(|(m, l)| format!("{m} → {l}")).collect();
         let _ = writeln!(out, "  picks: {}", picks.join(", "));

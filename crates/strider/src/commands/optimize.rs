@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
-use strider_interp::fold::fold_constants;
 use strider_ir::format::{self, DataSpec};
 use strider_ir::{Graph, Limits, Producer};
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
-use strider_rewrite::{RunLimits, Strategy, extract_graph, saturate};
+use strider_rewrite::{RunLimits, Strategy};
 
 /// The `--cost` choice.
 pub enum CostChoice {
@@ -98,31 +97,20 @@ fn summarize(graph: &Graph) -> Summary {
     Summary { ops, flops, bytes }
 }
 
-/// Cost of a graph as it stands under `model` (no rules).
-fn cost_of(graph: &Graph, model: &dyn CostModel, limits: &Limits) -> Option<f64> {
-    let plain = saturate(graph, &[], &RunLimits::default());
-    extract_graph(&plain, graph, model, limits, plain.deadline).ok().map(|(_, cost)| cost)
-}
-
 /// Runs the optimization and returns the report text (and writes the model when asked).
 pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miette::Result<String> {
-    let fold = opts.cost.folds(opts.fold_constants);
-    let base = opts.cost.model(fold);
-    let model = opts.strategy.model(base.as_ref());
-    let rules = opts.strategy.rules();
-    let started = Instant::now();
-    let saturated = saturate(graph, &rules, &opts.run_limits);
-    let saturation_time = started.elapsed();
-    let started = Instant::now();
-    let (mut optimized, cost) =
-        extract_graph(&saturated, graph, model.as_ref(), limits, saturated.deadline).into_diagnostic()?;
-    if fold {
-        optimized = fold_constants(&optimized, limits).into_diagnostic()?;
-    }
-    let extraction_time = started.elapsed();
+    let fold_constants = opts.cost.folds(opts.fold_constants);
+    let model = opts.cost.model(fold_constants);
+    let pipeline = strider_rewrite::OptimizeOptions {
+        strategy: opts.strategy,
+        fold_constants,
+        run_limits: opts.run_limits,
+        limits: *limits,
+    };
+    let result = strider_rewrite::optimize(graph, model.as_ref(), &pipeline).into_diagnostic()?;
+    let optimized = &result.graph;
     let before = summarize(graph);
-    let after = summarize(&optimized);
-    let before_cost = cost_of(graph, base.as_ref(), limits);
+    let after = summarize(optimized);
     let mut out = String::new();
     let _ = writeln!(out, "model `{}`: strategy {}, cost {}", graph.name(), opts.strategy, opts.cost.label());
     let _ = writeln!(out);
@@ -136,8 +124,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
     rows.push(["FLOPs".into(), before.flops.to_string(), after.flops.to_string()]);
     rows.push(["bytes".into(), before.bytes.to_string(), after.bytes.to_string()]);
     let show = |c: Option<f64>| c.map_or("unsupported".to_string(), |c| format!("{c:.0}"));
-    let after_cost = cost_of(&optimized, base.as_ref(), limits).or(Some(cost));
-    rows.push([format!("cost ({})", opts.cost.label()), show(before_cost), show(after_cost)]);
+    rows.push([format!("cost ({})", opts.cost.label()), show(result.cost_before), show(result.cost_after)]);
     let widths = [0, 1, 2].map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
     for r in &rows {
         let _ = writeln!(
@@ -151,19 +138,24 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
             w2 = widths[2]
         );
     }
-    let last = saturated.sizes.last().copied().unwrap_or(saturated.sizes[0]);
+    let last = result.sizes.last().copied().unwrap_or(result.sizes[0]);
     let _ = writeln!(out);
     let _ = writeln!(
         out,
         "e-graph: {} nodes, {} classes after {} iterations ({})",
         last.nodes,
         last.classes,
-        saturated.sizes.len() - 1,
-        saturated.stop_reason
+        result.sizes.len() - 1,
+        result.stop_reason
     );
-    let _ = writeln!(out, "time: saturation {}, extraction {}", seconds(saturation_time), seconds(extraction_time));
+    let _ = writeln!(
+        out,
+        "time: saturation {}, extraction {}",
+        seconds(result.saturation_time),
+        seconds(result.extraction_time)
+    );
     if let Some(path) = &opts.output {
-        write_model(&optimized, path)?;
+        write_model(optimized, path)?;
         let _ = writeln!(out, "written to {}", path.display());
     }
     Ok(out)
