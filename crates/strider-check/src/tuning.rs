@@ -313,3 +313,33 @@ fn share(graph: &Graph, total_ms: f64, prior: &dyn CostModel) -> Vec<(String, f6
     let n = ops.len().max(1) as f64;
     ops.into_iter().map(|(k, p)| (k, if sum > 0.0 { total_ms * p / sum } else { total_ms / n })).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use strider_rewrite::cost::Flops;
+
+    use super::*;
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let dir = std::env::temp_dir().join(format!("strider-tuning-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.jsonl");
+        std::fs::write(&path, "\n{\"not\": \"a record\"}\n").unwrap();
+        let err = TuningDb::open(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(TuningDb::open(&dir.join("missing.jsonl")).unwrap().records().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shares_add_up_to_the_measured_time() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
+        let graph = strider_ir::format::load(&models.join("textbook.ron"), &strider_ir::Limits::default()).unwrap();
+        let lowered = in_form(&graph, Form::Lowered(strider_rewrite::Lowering::Col2Im), &RunLimits::default()).unwrap();
+        let shares = share(&lowered, 3.0, &Flops::default());
+        assert!(shares.len() >= 2, "{shares:?}");
+        let sum: f64 = shares.iter().map(|(_, ms)| ms).sum();
+        assert!((sum - 3.0).abs() < 1e-12);
+    }
+}

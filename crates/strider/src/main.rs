@@ -106,8 +106,9 @@ enum Command {
     Optimize {
         #[command(flatten)]
         model: ModelArgs,
-        /// Cost model: flops, memory, or a target profile (e.g. examples/targets/npu.ron).
-        #[arg(long, default_value = "flops", value_name = "flops|memory|TARGET.ron")]
+        /// Cost model: cpu (the built-in profile calibrated on a CPU, in nanoseconds), flops, memory,
+        /// or a target profile (e.g. examples/targets/npu.ron).
+        #[arg(long, default_value = "cpu", value_name = "cpu|flops|memory|TARGET.ron")]
         cost: String,
         /// Force one lowering for every ConvTranspose where it is legal: auto, none, zero-insert, col2im,
         /// subpixel, matmul.
@@ -120,6 +121,29 @@ enum Command {
         /// Write the optimized model here (large computed weights go to OUT.weights/*.npy).
         #[arg(short, long, value_name = "OUT.ron")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        tuning: TuningArgs,
+        #[command(flatten)]
+        saturation: SaturationArgs,
+    },
+    /// Time every form of each ConvTranspose and Upsample on this machine into a tuning log.
+    ///
+    /// Each node is timed alone in every form it can take (direct and each lowering), prepared,
+    /// warmed up and interleaved; each form's median goes to the log (JSON Lines, keyed by op,
+    /// attributes, shapes, threads and machine), where `optimize --tuning-db` and `explore
+    /// --tuning-db` find it for any model with the same node.
+    Tune {
+        /// Models (.ron).
+        #[arg(required = true)]
+        models: Vec<PathBuf>,
+        /// Refuse any tensor with more elements than this.
+        #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_ELEMENTS)]
+        max_elements: usize,
+        #[command(flatten)]
+        tuning: TuningArgs,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -143,6 +167,8 @@ enum Command {
         /// With --matrix, also write C as a MatrixMarket file.
         #[arg(long, value_name = "FILE.mtx", requires = "matrix")]
         matrix_out: Option<PathBuf>,
+        #[command(flatten)]
+        tuning: TuningArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -230,6 +256,35 @@ struct ThreadArgs {
     /// run to run.
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+}
+
+#[derive(Args)]
+struct TuningArgs {
+    /// Price with times measured on this machine, kept in this tuning log (JSON Lines); nodes it does
+    /// not have yet are timed first and appended (see `strider tune`).
+    #[arg(long, value_name = "FILE.jsonl")]
+    tuning_db: Option<PathBuf>,
+    /// Seconds spent timing the forms of each node (at least 5 runs of each).
+    #[arg(long, default_value_t = 0.5, value_name = "S")]
+    tune_time: f64,
+    /// Time nodes again even when the log has them.
+    #[arg(long)]
+    retune: bool,
+    #[command(flatten)]
+    threads: ThreadArgs,
+}
+
+impl TuningArgs {
+    fn options(&self, run_limits: RunLimits) -> miette::Result<strider_check::tuning::TuneOptions> {
+        Ok(strider_check::tuning::TuneOptions {
+            threads: self.threads.threads,
+            min_time: commands::tune::per_node_time(self.tune_time)?,
+            max_matrix_nnz: strider_check::DEFAULT_MAX_MATRIX_NNZ,
+            max_flops_ratio: 16.0,
+            run_limits,
+            retune: self.retune,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -339,17 +394,38 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Command::Optimize { model, cost, strategy, fold_constants, output, saturation } => (|| {
+        Command::Optimize { model, cost, strategy, fold_constants, output, tuning, saturation } => (|| {
             let graph = model.load()?;
-            let opts = commands::optimize::OptimizeOptions {
-                cost: commands::optimize::CostChoice::parse(&cost)?,
-                strategy,
-                fold_constants,
-                run_limits: saturation.limits()?,
-                output,
-            };
+            let run_limits = saturation.limits()?;
+            let mut cost = commands::optimize::CostChoice::parse(&cost)?;
+            if let Some(db) = &tuning.tuning_db {
+                let (measured, report) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
+                print!("{report}");
+                cost = measured;
+            }
+            let opts = commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output };
             let report = commands::optimize::optimize(&graph, &opts, &model.limits())?;
             print!("{report}");
+            Ok(())
+        })(),
+        Command::Tune { models, max_elements, tuning, json, saturation } => (|| {
+            let Some(db) = &tuning.tuning_db else {
+                return Err(miette::miette!("strider tune needs --tuning-db FILE.jsonl to keep the times in"));
+            };
+            let opts = tuning.options(saturation.limits()?)?;
+            let prior = commands::optimize::cpu_profile()?;
+            let mut reports = Vec::new();
+            for path in &models {
+                let graph = diagnostic::load_model(path, &Limits { max_elements })?;
+                let (_, nodes) = commands::tune::fill(&graph, db, &opts, &prior)?;
+                if !json {
+                    print!("{}", commands::tune::render(graph.name(), &nodes));
+                }
+                reports.push(serde_json::json!({ "model": graph.name(), "nodes": nodes }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports).map_err(|e| miette::miette!("{e}"))?);
+            }
             Ok(())
         })(),
         Command::Explore { model, matrix: Some(node), matrix_out, .. } => (|| {
@@ -357,10 +433,19 @@ fn main() -> ExitCode {
             print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref())?);
             Ok(())
         })(),
-        Command::Explore { model, targets, json, saturation, .. } => (|| {
+        Command::Explore { model, targets, json, tuning, saturation, .. } => (|| {
             let graph = model.load()?;
             let targets = load_targets(&targets)?;
-            let exploration = commands::explore::run(&graph, &targets, &saturation.limits()?, &model.limits());
+            let run_limits = saturation.limits()?;
+            let measured = match &tuning.tuning_db {
+                Some(db) => Some(
+                    commands::optimize::CostChoice::parse("cpu")?.measured(&graph, db, &tuning.options(run_limits)?)?.0,
+                ),
+                None => None,
+            };
+            let measured = measured.as_ref().map(|m| m.model(true));
+            let exploration =
+                commands::explore::run(&graph, &targets, measured.as_deref(), &run_limits, &model.limits());
             if json {
                 println!("{}", serde_json::to_string_pretty(&exploration).map_err(|e| miette::miette!("{e}"))?);
             } else {

@@ -9,14 +9,22 @@ use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
 
-/// Explores `graph` under flops, memory and each target; variants over `limits` are excluded.
-pub fn run(graph: &Graph, targets: &[Target], run_limits: &RunLimits, limits: &Limits) -> Exploration {
+/// Explores `graph` under flops, memory, each target and the measured model (nanoseconds) if given;
+/// variants over `limits` are excluded.
+pub fn run(
+    graph: &Graph,
+    targets: &[Target],
+    measured: Option<&dyn CostModel>,
+    run_limits: &RunLimits,
+    limits: &Limits,
+) -> Exploration {
     let (flops, memory) = (Flops::default(), Memory);
     let mut models: Vec<NamedModel> = vec![
         NamedModel { name: "flops".into(), model: &flops as &dyn CostModel },
         NamedModel { name: "memory".into(), model: &memory },
     ];
     models.extend(targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
+    models.extend(measured.map(|model| NamedModel { name: "measured ns".into(), model }));
     explore(graph, &models, run_limits, limits)
 }
 

@@ -8,3 +8,4 @@ pub mod info;
 pub mod optimize;
 pub mod run;
 pub mod study;
+pub mod tune;

@@ -1,16 +1,26 @@
 //! `strider optimize`: saturate, extract for a cost model, fold constants if asked, write a runnable
 //! model, and print a before/after table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
+use strider_check::tuning::TuneOptions;
 use strider_ir::format::{self, DataSpec};
 use strider_ir::{Graph, Limits, Producer};
-use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
+use strider_rewrite::cost::{CostModel, Flops, Measured, Memory, Target};
 use strider_rewrite::{RunLimits, Strategy};
+
+/// The CPU profile built in as `--cost cpu`: examples/targets/cpu.ron, calibrated with `strider
+/// calibrate` (its unit is the nanosecond).
+const CPU_PROFILE: &str = include_str!("../../../../examples/targets/cpu.ron");
+
+/// The built-in CPU profile (`--cost cpu`).
+pub fn cpu_profile() -> miette::Result<Target> {
+    Target::from_ron(CPU_PROFILE).map_err(|e| miette!("built-in cpu profile: {e}"))
+}
 
 /// The `--cost` choice.
 pub enum CostChoice {
@@ -20,14 +30,22 @@ pub enum CostChoice {
     Memory,
     /// A target profile.
     Target(Box<Target>),
+    /// Times from a tuning log where it has them, a CPU profile elsewhere.
+    Measured {
+        /// Prices what the log does not have, and shares measured times among ops.
+        prior: Box<Target>,
+        /// Nanoseconds per op, by op key.
+        times_ns: HashMap<String, f64>,
+    },
 }
 
 impl CostChoice {
-    /// Parses `flops`, `memory` or the path of a target profile.
+    /// Parses `flops`, `memory`, `cpu` (the built-in CPU profile) or the path of a target profile.
     pub fn parse(s: &str) -> miette::Result<CostChoice> {
         match s {
             "flops" => Ok(CostChoice::Flops),
             "memory" => Ok(CostChoice::Memory),
+            "cpu" => Ok(CostChoice::Target(Box::new(cpu_profile()?))),
             path => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     miette!("--cost expects flops, memory or a target profile; cannot read {path}: {e}")
@@ -44,12 +62,34 @@ impl CostChoice {
             CostChoice::Flops => "flops".into(),
             CostChoice::Memory => "memory".into(),
             CostChoice::Target(t) => format!("target {}", t.name),
+            CostChoice::Measured { prior, .. } => format!("measured, else target {}", prior.name),
         }
+    }
+
+    /// Measured costs for `graph`: its nodes missing from the tuning log at `db` are timed first and
+    /// appended to it; this choice (a CPU profile) prices what was not measured. Returns the new
+    /// choice and a report of the tuning.
+    pub fn measured(self, graph: &Graph, db: &Path, opts: &TuneOptions) -> miette::Result<(CostChoice, String)> {
+        let CostChoice::Target(prior) = self else {
+            return Err(miette!(
+                "--tuning-db needs a CPU profile for what is not measured: --cost cpu or a calibrated TARGET.ron"
+            ));
+        };
+        let (log, nodes) = super::tune::fill(graph, db, opts, prior.as_ref())?;
+        let times_ns = super::tune::measured(&log, opts.threads, prior.as_ref()).times_ns;
+        let timed = nodes.iter().filter(|n| !n.cached).count();
+        let report = format!(
+            "tuning log {}: {} nodes, {timed} timed now, {} from the log\n",
+            db.display(),
+            nodes.len(),
+            nodes.len() - timed
+        );
+        Ok((CostChoice::Measured { prior, times_ns }, report))
     }
 
     /// Targets fold weight-only subgraphs at compile time; so does `--fold-constants`.
     pub fn folds(&self, fold_constants: bool) -> bool {
-        fold_constants || matches!(self, CostChoice::Target(_))
+        fold_constants || matches!(self, CostChoice::Target(_) | CostChoice::Measured { .. })
     }
 
     /// The cost model.
@@ -58,6 +98,9 @@ impl CostChoice {
             CostChoice::Flops => Box::new(Flops { fold_constants }),
             CostChoice::Memory => Box::new(Memory),
             CostChoice::Target(t) => Box::new(t.as_ref().clone()),
+            CostChoice::Measured { prior, times_ns } => {
+                Box::new(Measured { times_ns: times_ns.clone(), fallback: prior.as_ref() })
+            }
         }
     }
 }
