@@ -4,6 +4,7 @@
 //! `optimize` would emit, per cost model.
 
 pub mod bench;
+pub mod calibration;
 pub mod compare;
 pub mod splice;
 pub mod study;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use strider_interp::kernels::{Kernel, kernel_work};
 use strider_ir::{Graph, Layout, Producer, Shape};
 
 use crate::analysis::TensorGraph;
@@ -162,6 +163,23 @@ pub struct Target {
     /// Cost per byte of each value produced (memory traffic).
     #[serde(default)]
     pub byte_cost: f64,
+    /// Cost of each engine kernel per FLOP, per byte moved and per call (what `strider calibrate`
+    /// fits, in nanoseconds). When given, it prices every op by the kernel the engine runs it on
+    /// ([`kernel_work`]) instead of `flop_factor` and `byte_cost`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernels: BTreeMap<Kernel, KernelCost>,
+}
+
+/// The cost of one engine kernel: `per_flop · FLOPs + per_byte · bytes moved + per_call`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelCost {
+    /// Per floating-point operation.
+    pub per_flop: f64,
+    /// Per byte read or written (operands, result, workspace).
+    pub per_byte: f64,
+    /// Per execution.
+    pub per_call: f64,
 }
 
 impl Target {
@@ -179,6 +197,11 @@ impl CostModel for Target {
         let name = op.op.name();
         if !self.supported.iter().any(|s| s == name) {
             return None;
+        }
+        if !self.kernels.is_empty() {
+            let work = kernel_work(op.op, &op.inputs, &op.layouts, op.output);
+            let k = self.kernels.get(&work.kernel).copied().unwrap_or_default();
+            return Some(k.per_flop * work.flops + k.per_byte * work.bytes + k.per_call);
         }
         let factor = self.flop_factor.get(name).copied().unwrap_or(1.0);
         Some(factor * op.flops() + self.byte_cost * op.output_bytes())

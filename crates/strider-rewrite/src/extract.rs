@@ -541,6 +541,7 @@ mod tests {
             supported: supported.iter().map(|s| s.to_string()).collect(),
             flop_factor: [("Conv".to_string(), 0.25)].into(),
             byte_cost: 1.0,
+            kernels: Default::default(),
         }
     }
 

@@ -56,9 +56,13 @@ enum Command {
         /// Time this forced strategy: none, zero-insert, sparse-matmul, col2im, subpixel, matmul (repeatable).
         #[arg(long = "strategy", value_parser = parse_strategy)]
         strategies: Vec<Strategy>,
-        /// Time the graph this cost model extracts: flops, memory or a target profile (repeatable).
-        #[arg(long = "cost", value_name = "flops|memory|TARGET.ron")]
+        /// Time the graph this cost model extracts: cpu, flops, memory, measured (with --tuning-db) or a
+        /// target profile (repeatable).
+        #[arg(long = "cost", value_name = "cpu|flops|memory|measured|TARGET.ron")]
         costs: Vec<String>,
+        /// The tuning log `--cost measured` prices with (nodes it lacks are timed first).
+        #[arg(long, value_name = "FILE.jsonl")]
+        tuning_db: Option<PathBuf>,
         #[command(flatten)]
         threads: ThreadArgs,
         /// Untimed runs of each variant first.
@@ -125,6 +129,26 @@ enum Command {
         tuning: TuningArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
+    },
+    /// Fit the CPU profile to this machine and write it (use it with --cost TARGET.ron).
+    ///
+    /// Times every form of a fixed set of transposed-convolution layers (2-D, 1-D, 3-D, strided,
+    /// depthwise, grouped, dilated, batched), then fits, for each engine kernel (im2col + GEMM, GEMM +
+    /// col2im, direct, MatMul, sparse, scatter, memory-bound), its nanoseconds per FLOP, per byte moved
+    /// and per call by non-negative least squares on relative error. Prints each form's measured and
+    /// predicted time and how often the profile picks the measured-fastest form.
+    Calibrate {
+        /// Where to write the profile.
+        #[arg(short, long, value_name = "TARGET.ron")]
+        output: std::path::PathBuf,
+        /// Seconds spent timing the forms of each layer (at least 5 runs of each).
+        #[arg(long, default_value_t = 0.3, value_name = "S")]
+        time: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        threads: ThreadArgs,
     },
     /// Time every form of each ConvTranspose and Upsample on this machine into a tuning log.
     ///
@@ -355,6 +379,7 @@ fn main() -> ExitCode {
             model,
             strategies,
             costs,
+            tuning_db,
             threads,
             warmup,
             runs,
@@ -385,6 +410,7 @@ fn main() -> ExitCode {
                 max_matrix_nnz,
                 max_flops_ratio,
                 options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, batch, per_node },
+                tuning_db,
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
             if json {
@@ -406,6 +432,24 @@ fn main() -> ExitCode {
             let opts = commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output };
             let report = commands::optimize::optimize(&graph, &opts, &model.limits())?;
             print!("{report}");
+            Ok(())
+        })(),
+        Command::Calibrate { output, time, json, threads } => (|| {
+            let min_time = std::time::Duration::try_from_secs_f64(time)
+                .map_err(|_| miette::miette!("--time must be a non-negative number of seconds"))?;
+            let opts = strider_check::calibration::CalibrateOptions {
+                threads: threads.threads,
+                min_time,
+                run_limits: RunLimits::default(),
+            };
+            let calibration = commands::calibrate::run(&opts)?;
+            commands::calibrate::write(&calibration, &output)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&calibration).map_err(|e| miette::miette!("{e}"))?);
+            } else {
+                print!("{}", commands::calibrate::render(&calibration));
+                println!("written to {}", output.display());
+            }
             Ok(())
         })(),
         Command::Tune { models, max_elements, tuning, json, saturation } => (|| {

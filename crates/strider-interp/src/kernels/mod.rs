@@ -15,6 +15,7 @@ mod phase_convs;
 pub mod reference;
 mod resize;
 mod sparse;
+mod work;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use strider_ir::op::OpError;
@@ -26,6 +27,7 @@ pub use conv::conv;
 pub use conv_transpose::{conv_transpose, pack_weight};
 pub use phase_convs::{PhaseClass, PhaseConvs};
 pub use sparse::{SparseOperand, conv_matrix};
+pub use work::{Kernel, KernelWork, kernel_work};
 
 /// A value the interpreter holds: a dense tensor or a sparse (CSR) matrix.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,6 +10,7 @@ use ndarray::ArrayD;
 use serde::Serialize;
 use strider_check::bench::{BenchOptions, BenchReport, Variant, bench};
 use strider_check::study::si;
+use strider_check::tuning::TuneOptions;
 use strider_ir::{Graph, Layout, Limits};
 use strider_rewrite::{Lowering, OptimizeOptions, RunLimits, Strategy};
 
@@ -29,6 +30,8 @@ pub struct BenchArgs {
     pub max_flops_ratio: f64,
     /// Timing options.
     pub options: BenchOptions,
+    /// The tuning log `--cost measured` prices with (filled first where it lacks a node).
+    pub tuning_db: Option<std::path::PathBuf>,
 }
 
 /// A variant that was not timed, and why.
@@ -40,6 +43,21 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What a cost model picked, against the fastest variant timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pick {
+    /// The cost model's variant (`auto/<model>`).
+    pub label: String,
+    /// The timed variant its graph is (itself when it differs from every other).
+    pub same_as: String,
+    /// That variant's median, in milliseconds.
+    pub median_ms: f64,
+    /// The fastest timed variant.
+    pub fastest: String,
+    /// `median_ms` over the fastest median: 1 when the model picked the fastest.
+    pub slowdown: f64,
+}
+
 /// The benchmark with the variants left out.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
@@ -48,6 +66,30 @@ pub struct Outcome {
     pub report: BenchReport,
     /// Variants not timed.
     pub skipped: Vec<Skipped>,
+    /// Each cost model's pick and its slowdown against the fastest variant.
+    pub picks: Vec<Pick>,
+}
+
+/// Each `auto/…` variant's pick, following "the same graph as" to the variant that was timed.
+fn picks(report: &BenchReport, aliases: &[(String, String)]) -> Vec<Pick> {
+    let Some(fastest) = report.variants.iter().min_by(|a, b| a.median_ms.total_cmp(&b.median_ms)) else {
+        return Vec::new();
+    };
+    let timed = report.variants.iter().map(|v| (v.label.clone(), v.label.clone()));
+    timed
+        .chain(aliases.iter().cloned())
+        .filter(|(label, _)| label.starts_with("auto/"))
+        .filter_map(|(label, same_as)| {
+            let t = report.variants.iter().find(|v| v.label == same_as)?;
+            Some(Pick {
+                label,
+                same_as,
+                median_ms: t.median_ms,
+                fastest: fastest.label.clone(),
+                slowdown: t.median_ms / fastest.median_ms,
+            })
+        })
+        .collect()
 }
 
 /// Stored elements of every explicit sparse matrix in a graph.
@@ -95,7 +137,23 @@ pub fn run(
         wanted.push((s.to_string(), s, CostChoice::Flops));
     }
     for c in &args.costs {
-        let cost = CostChoice::parse(c)?;
+        let cost = match (c.as_str(), &args.tuning_db) {
+            ("measured", Some(db)) => {
+                let opts = TuneOptions {
+                    threads: args.options.threads,
+                    min_time: std::time::Duration::from_millis(500),
+                    max_matrix_nnz: args.max_matrix_nnz,
+                    max_flops_ratio: args.max_flops_ratio,
+                    run_limits: args.run_limits,
+                    retune: false,
+                };
+                let (measured, _) = CostChoice::parse("cpu")?.measured(graph, db, &opts)?;
+                wanted.push(("auto/measured".into(), Strategy::Auto, measured));
+                continue;
+            }
+            ("measured", None) => return Err(miette!("--cost measured needs --tuning-db FILE.jsonl")),
+            _ => CostChoice::parse(c)?,
+        };
         wanted.push((format!("auto/{}", cost.label().trim_start_matches("target ")), Strategy::Auto, cost));
     }
     if wanted.is_empty() {
@@ -109,6 +167,7 @@ pub fn run(
     let mut variants: Vec<Variant> = Vec::new();
     let mut prints: Vec<Vec<String>> = Vec::new();
     let mut skipped = Vec::new();
+    let mut aliases: Vec<(String, String)> = Vec::new();
     for (label, strategy, cost) in wanted {
         bar.set_message(format!("lowering {label}"));
         let lowered = match lower(graph, strategy, &cost, args, limits) {
@@ -120,6 +179,7 @@ pub fn run(
         };
         let print = fingerprint(&lowered);
         if let Some(same) = prints.iter().position(|p| *p == print) {
+            aliases.push((label.clone(), variants[same].label.clone()));
             skipped.push(Skipped { label, reason: format!("the same graph as `{}`", variants[same].label) });
             continue;
         }
@@ -150,7 +210,8 @@ pub fn run(
     let report = bench(graph.name(), &variants, inputs, &args.options, &mut progress)
         .map_err(|e| miette!("a variant does not run: {e}"))?;
     bar.finish_and_clear();
-    Ok(Outcome { report, skipped })
+    let picks = picks(&report, &aliases);
+    Ok(Outcome { report, skipped, picks })
 }
 
 fn bytes(b: usize) -> String {
@@ -211,6 +272,14 @@ pub fn render(outcome: &Outcome) -> String {
     }
     for s in &outcome.skipped {
         let _ = writeln!(out, "skipped {}: {}", s.label, s.reason);
+    }
+    if !outcome.picks.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "cost model picks, against the fastest variant:");
+        for p in &outcome.picks {
+            let _ =
+                writeln!(out, "  {} = {}: {:.3} ms, {:.2}× {}", p.label, p.same_as, p.median_ms, p.slowdown, p.fastest);
+        }
     }
     for v in r.variants.iter().filter(|v| v.per_node.is_some()) {
         let _ = writeln!(out);
