@@ -6,16 +6,14 @@ use std::path::Path;
 use std::process::Command;
 
 use ndarray::ArrayD;
-use strider::interp::{self, feeds, fold::fold_constants};
+use strider::interp::{self, feeds};
 use strider::ir::{Graph, Limits, Op, format};
 use strider::rewrite::cost::{CostModel, Flops, Target};
-use strider::rewrite::{Lowering, RunLimits, Strategy, extract_graph, saturate};
+use strider::rewrite::{Lowering, OptimizeOptions, Strategy};
 
 fn optimize(graph: &Graph, strategy: Strategy, base: &dyn CostModel, fold: bool) -> Graph {
-    let saturated = saturate(graph, &strategy.rules(), &RunLimits::default());
-    let model = strategy.model(base);
-    let (optimized, _) = extract_graph(&saturated, graph, model.as_ref(), &Limits::default(), None).unwrap();
-    if fold { fold_constants(&optimized, &Limits::default()).unwrap() } else { optimized }
+    let opts = OptimizeOptions { strategy, fold_constants: fold, ..OptimizeOptions::default() };
+    strider::rewrite::optimize(graph, base, &opts).unwrap().graph
 }
 
 fn outputs(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Vec<(String, ArrayD<f32>)> {

@@ -38,8 +38,11 @@ pub fn run(
     limits: &Limits,
 ) -> miette::Result<Report> {
     let (flops, memory) = (Flops { fold_constants: false }, Memory);
+    // The default of `optimize` first, so that what users get by default is always verified.
+    let cpu = super::optimize::cpu_profile()?;
     let mut models: Vec<(NamedModel, bool)> = vec![
-        (NamedModel { name: "flops".into(), model: &flops as &dyn CostModel }, false),
+        (NamedModel { name: "cpu".into(), model: &cpu as &dyn CostModel }, true),
+        (NamedModel { name: "flops".into(), model: &flops }, false),
         (NamedModel { name: "memory".into(), model: &memory }, false),
     ];
     models.extend(args.targets.iter().map(|t| (NamedModel { name: t.name.clone(), model: t as &dyn CostModel }, true)));
