@@ -112,7 +112,16 @@ fn exit_code_gates_a_pipeline() {
 fn study_writes_tables_json_and_charts() {
     let dir = tempfile::tempdir().unwrap();
     let strider = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_strider")).args(args).output().unwrap();
-    let out = strider(&["study", "examples/sweeps/stride.ron", "--out", dir.path().to_str().unwrap()]);
+    let out = strider(&[
+        "study",
+        "examples/sweeps/stride.ron",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--min-time",
+        "0.05",
+        "--threads",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     for stride in 1..=4 {
@@ -128,7 +137,26 @@ fn study_writes_tables_json_and_charts() {
     assert!(flops("zero-insert") > 10.0 * flops("direct"));
     for m in last.as_array().unwrap() {
         assert!(m["max_abs_error"].as_f64().unwrap() < 1e-4, "{m}");
+        assert!(m["q1_ms"].as_f64().unwrap() <= m["median_ms"].as_f64().unwrap(), "{m}");
+        assert!(m["median_ms"].as_f64().unwrap() <= m["q3_ms"].as_f64().unwrap(), "{m}");
     }
+    // The winner is the form with the smallest median; every pick's slowdown is measured against it.
+    for c in json["configurations"].as_array().unwrap() {
+        let ms = c["measurements"].as_array().unwrap();
+        let fastest =
+            ms.iter().min_by(|a, b| a["median_ms"].as_f64().unwrap().total_cmp(&b["median_ms"].as_f64().unwrap()));
+        assert_eq!(c["winner"], fastest.unwrap()["lowering"], "{c}");
+        let picks = c["picks"].as_array().unwrap();
+        assert_eq!(picks.iter().map(|p| p["model"].as_str().unwrap()).collect::<Vec<_>>(), ["cpu", "flops"]);
+        for p in picks {
+            let slowdown = p["slowdown"].as_f64().unwrap();
+            let picked = ms.iter().find(|m| m["lowering"] == p["lowering"]).unwrap()["median_ms"].as_f64().unwrap();
+            let best = fastest.unwrap()["median_ms"].as_f64().unwrap();
+            assert!((slowdown - picked / best).abs() < 1e-9 && slowdown >= 1.0, "{p}");
+        }
+    }
+    assert!(json["setup"]["machine"]["gemm_peak_gflops"].as_f64().unwrap() > 0.0);
+    assert!(md.contains("## Winners") && md.contains("float64 reference"), "{md}");
     for chart in ["flops.svg", "bytes.svg", "time.svg"] {
         let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("zero-insert") && svg.contains("subpixel"), "{chart}");

@@ -252,6 +252,15 @@ enum Command {
         /// Leave out variants whose explicit sparse matrix stores more elements than this.
         #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
         max_matrix_nnz: usize,
+        /// Do not time forms performing more than this many times the direct form's FLOPs (0: time all).
+        #[arg(long, value_name = "R", default_value_t = 64.0)]
+        max_flops_ratio: f64,
+        /// Seconds of interleaved timing per configuration (at least 5 runs of each form).
+        #[arg(long, default_value_t = 0.5, value_name = "S")]
+        min_time: f64,
+        /// Also report the picks of this target profile (repeatable; cpu and flops always).
+        #[arg(long = "target", value_name = "TARGET.ron")]
+        targets: Vec<PathBuf>,
         #[command(flatten)]
         threads: ThreadArgs,
         #[command(flatten)]
@@ -535,11 +544,30 @@ fn main() -> ExitCode {
                 Err(miette::miette!("some lowerings do not match the original (see above)"))
             }
         })(),
-        Command::Study { input, out, max_elements, max_matrix_nnz, threads, saturation } => (|| {
+        Command::Study {
+            input,
+            out,
+            max_elements,
+            max_matrix_nnz,
+            max_flops_ratio,
+            min_time,
+            targets,
+            threads,
+            saturation,
+        } => (|| {
             let limits = Limits { max_elements };
-            let report =
-                commands::study::run(&input, &out, &limits, &saturation.limits()?, max_matrix_nnz, threads.threads)?;
-            print!("{report}");
+            let min_time = std::time::Duration::try_from_secs_f64(min_time)
+                .map_err(|_| miette::miette!("--min-time must be a non-negative number of seconds"))?;
+            let targets = load_targets(&targets)?;
+            let args = commands::study::StudyArgs {
+                run_limits: saturation.limits()?,
+                max_matrix_nnz,
+                max_flops_ratio,
+                threads: threads.threads,
+                min_time,
+                targets: &targets,
+            };
+            print!("{}", commands::study::run(&input, &out, &limits, &args)?);
             Ok(())
         })(),
         Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),

@@ -47,7 +47,8 @@ pub fn conv_transpose(attrs: &ConvTransposeAttrs, inputs: &[ArrayViewD<f32>]) ->
     let xs = x.as_slice().ok_or(KernelError::Layout)?;
     let ws = w.as_slice().ok_or(KernelError::Layout)?;
     let [ta, tb, tc] = [scatter_triples(&g[0]), scatter_triples(&g[1]), scatter_triples(&g[2])];
-    let mut y = vec![0f32; n * m * out_len];
+    // Sums in float64, rounded once at the end: the most accurate float32 answer, to measure others by.
+    let mut y = vec![0f64; n * m * out_len];
     for b in 0..n {
         for ch in 0..c {
             let grp = ch / cg;
@@ -59,13 +60,15 @@ pub fn conv_transpose(attrs: &ConvTransposeAttrs, inputs: &[ArrayViewD<f32>]) ->
                     for &(ib, kb, ob) in &tb {
                         let (i_ab, k_ab, o_ab) = (ia * g[1].input + ib, ka * g[1].kernel + kb, oa * g[1].output + ob);
                         for &(ic, kc, oc) in &tc {
-                            yc[o_ab * g[2].output + oc] += xc[i_ab * g[2].input + ic] * wk[k_ab * g[2].kernel + kc];
+                            yc[o_ab * g[2].output + oc] +=
+                                f64::from(xc[i_ab * g[2].input + ic]) * f64::from(wk[k_ab * g[2].kernel + kc]);
                         }
                     }
                 }
             }
         }
     }
+    let y = y.into_iter().map(|v| v as f32).collect();
     let mut out = ArrayD::from_shape_vec(IxDyn(&output_shape(n, m, &geometry)), y).map_err(|_| KernelError::Layout)?;
     add_bias(&mut out, inputs.get(2));
     Ok(out)

@@ -3,31 +3,65 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 use miette::miette;
-use strider_check::study::{Sweep, markdown, study_model, study_sweep, write_report};
+use strider_check::study::{StudyOptions, Sweep, markdown, study_model, study_sweep, write_report};
 use strider_ir::Limits;
 use strider_rewrite::RunLimits;
+use strider_rewrite::cost::{CostModel, Flops, Target};
+use strider_rewrite::explore::NamedModel;
 
-/// Studies `path` (a model, or a sweep file when it has a `vary` field) and writes the report to `out`.
-pub fn run(
-    path: &Path,
-    out: &Path,
-    limits: &Limits,
-    run_limits: &RunLimits,
-    max_matrix_nnz: usize,
-    threads: usize,
-) -> miette::Result<String> {
+/// What `strider study` measures with.
+pub struct StudyArgs<'a> {
+    /// Saturation limits of each lowering.
+    pub run_limits: RunLimits,
+    /// Forms with a larger explicit sparse matrix are not timed.
+    pub max_matrix_nnz: usize,
+    /// Forms with more than this many times the direct form's FLOPs are not timed (0: all).
+    pub max_flops_ratio: f64,
+    /// Threads of each plan (0: one per core).
+    pub threads: usize,
+    /// Timing per configuration.
+    pub min_time: Duration,
+    /// Target profiles whose picks are reported besides cpu and flops.
+    pub targets: &'a [Target],
+}
+
+/// Studies `path` (a model, or a sweep file when it has a `vary` field) and writes the report to `out`
+/// (only once everything is measured); a spinner on a terminal says what is being measured.
+pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette::Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    let cpu = super::optimize::cpu_profile()?;
+    let flops = Flops::default();
+    let mut models = vec![
+        NamedModel { name: "cpu".into(), model: &cpu as &dyn CostModel },
+        NamedModel { name: "flops".into(), model: &flops },
+    ];
+    models.extend(args.targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
+    let opts = StudyOptions {
+        run_limits: args.run_limits,
+        max_matrix_nnz: args.max_matrix_nnz,
+        max_flops_ratio: args.max_flops_ratio,
+        threads: args.threads,
+        min_time: args.min_time,
+        models,
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let mut progress = |message: &str| bar.set_message(message.to_string());
     let mut notes = Vec::new();
     let study = if text.contains("vary:") {
         let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
-        let (study, refused) = study_sweep(&sweep, run_limits, max_matrix_nnz, threads);
+        let (study, refused) = study_sweep(&sweep, &opts, &mut progress);
         notes.extend(refused.into_iter().map(|r| format!("left out: {r}")));
         study
     } else {
         let graph = crate::diagnostic::load_model(path, limits)?;
-        study_model(&graph, run_limits, max_matrix_nnz, threads)
+        study_model(&graph, &opts, &mut progress)
     };
+    bar.finish_and_clear();
     let files = write_report(&study, out).map_err(|e| miette!("{e}"))?;
     let mut text = markdown(&study);
     for n in notes {
