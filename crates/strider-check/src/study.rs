@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ndarray::{ArrayD, IxDyn};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use strider_interp::feeds;
@@ -24,7 +25,8 @@ use crate::bench::{
 };
 use crate::{compare, run_prepared, stored_elements};
 
-/// A sweep file: one ConvTranspose configuration and the attribute to vary.
+/// A sweep file: one ConvTranspose configuration and the attribute to vary (optionally crossed with
+/// more attributes as a grid).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
@@ -34,14 +36,17 @@ pub struct Sweep {
     pub input: Vec<usize>,
     /// Weight shape (C, M/group, k…).
     pub weight: Vec<usize>,
-    /// ConvTranspose attributes (strides are replaced when sweeping the stride).
+    /// ConvTranspose attributes (the varied ones are replaced).
     #[serde(default)]
     pub attrs: ConvTransposeAttrs,
-    /// What varies.
+    /// What varies along the x axis of the charts.
     pub vary: Vary,
+    /// More attributes crossed with `vary`: every combination is a configuration.
+    #[serde(default)]
+    pub grid: Vec<Vary>,
 }
 
-/// The swept attribute; each value applies to every spatial axis.
+/// A swept attribute; each spatial value applies to every spatial axis.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Vary {
     /// The stride.
@@ -50,6 +55,19 @@ pub enum Vary {
     InputSize(Vec<usize>),
     /// The kernel size.
     Kernel(Vec<usize>),
+    /// Input and output channels (both set to the value).
+    Channels(Vec<usize>),
+    /// The group count (the total output channels stay; 1 is dense, the channel count depthwise).
+    Groups(Vec<usize>),
+    /// The dilation.
+    Dilation(Vec<usize>),
+    /// The output padding.
+    OutputPadding(Vec<usize>),
+    /// The batch size.
+    Batch(Vec<usize>),
+    /// The spatial rank (1-D, 2-D, 3-D): the first spatial size, kernel, stride, padding, dilation and
+    /// output padding repeated on every axis.
+    Rank(Vec<usize>),
 }
 
 impl Sweep {
@@ -57,6 +75,54 @@ impl Sweep {
     pub fn from_ron(text: &str) -> Result<Sweep, String> {
         ron::from_str(text).map_err(|e| format!("{}: {}", e.span.start, e.code))
     }
+
+    /// Every configuration, `vary` outermost.
+    fn configurations(&self) -> Vec<SweepPoint> {
+        let start = SweepPoint {
+            label: String::new(),
+            x: 0.0,
+            cell: String::new(),
+            input: self.input.clone(),
+            weight: self.weight.clone(),
+            attrs: self.attrs.clone(),
+        };
+        let join = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { format!("{a}, {b}") };
+        let mut out = vec![start];
+        for (axis, vary) in std::iter::once(&self.vary).chain(&self.grid).enumerate() {
+            out = out
+                .into_iter()
+                .flat_map(|p| {
+                    vary.values().iter().map(move |&v| {
+                        let mut q = p.clone();
+                        vary.apply(v, &mut q.input, &mut q.weight, &mut q.attrs);
+                        let part = format!("{} {v}", vary.label());
+                        q.label = join(&q.label, &part);
+                        if axis == 0 {
+                            q.x = v as f64;
+                        } else {
+                            q.cell = join(&q.cell, &part);
+                        }
+                        q
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+}
+
+/// One configuration of a sweep.
+#[derive(Clone)]
+struct SweepPoint {
+    /// Every varied attribute with its value.
+    label: String,
+    /// The value of `vary`.
+    x: f64,
+    /// The values of the grid attributes.
+    cell: String,
+    input: Vec<usize>,
+    weight: Vec<usize>,
+    attrs: ConvTransposeAttrs,
 }
 
 impl Vary {
@@ -65,11 +131,68 @@ impl Vary {
             Vary::Stride(_) => "stride",
             Vary::InputSize(_) => "input size",
             Vary::Kernel(_) => "kernel size",
+            Vary::Channels(_) => "channels",
+            Vary::Groups(_) => "groups",
+            Vary::Dilation(_) => "dilation",
+            Vary::OutputPadding(_) => "output padding",
+            Vary::Batch(_) => "batch",
+            Vary::Rank(_) => "rank",
         }
     }
+
     fn values(&self) -> &[usize] {
         match self {
-            Vary::Stride(v) | Vary::InputSize(v) | Vary::Kernel(v) => v,
+            Vary::Stride(v)
+            | Vary::InputSize(v)
+            | Vary::Kernel(v)
+            | Vary::Channels(v)
+            | Vary::Groups(v)
+            | Vary::Dilation(v)
+            | Vary::OutputPadding(v)
+            | Vary::Batch(v)
+            | Vary::Rank(v) => v,
+        }
+    }
+
+    /// Sets this attribute to `v`. Shapes the op refuses are caught when the layer is built.
+    fn apply(&self, v: usize, input: &mut Vec<usize>, weight: &mut Vec<usize>, attrs: &mut ConvTransposeAttrs) {
+        let rank = input.len().saturating_sub(2);
+        let group = attrs.group.max(1);
+        match self {
+            Vary::Stride(_) => attrs.strides = vec![v; rank],
+            Vary::InputSize(_) => input[2..].iter_mut().for_each(|d| *d = v),
+            Vary::Kernel(_) => weight[2..].iter_mut().for_each(|d| *d = v),
+            Vary::Channels(_) => {
+                input[1] = v;
+                weight[0] = v;
+                weight[1] = v / group;
+            }
+            Vary::Groups(_) => {
+                weight[1] = weight[1] * group / v.max(1);
+                attrs.group = v;
+            }
+            Vary::Dilation(_) => attrs.dilations = vec![v; rank],
+            Vary::OutputPadding(_) => attrs.output_padding = vec![v; rank],
+            Vary::Batch(_) => input[0] = v,
+            Vary::Rank(_) => {
+                let first = |xs: &[usize], default: usize| xs.first().copied().unwrap_or(default);
+                let (size, kernel) = (first(&input[2..], 1), first(&weight[2..], 1));
+                input.truncate(2);
+                input.extend(std::iter::repeat_n(size, v));
+                weight.truncate(2);
+                weight.extend(std::iter::repeat_n(kernel, v));
+                let same = |xs: &[usize], default: usize| vec![first(xs, default); v];
+                attrs.strides = same(&attrs.strides, 1);
+                attrs.dilations = same(&attrs.dilations, 1);
+                if !attrs.output_padding.is_empty() {
+                    attrs.output_padding = same(&attrs.output_padding, 0);
+                }
+                if !attrs.pads.is_empty() {
+                    attrs.pads = vec![attrs.pads[0]; 2 * v];
+                }
+                attrs.kernel_shape.clear();
+                attrs.output_shape.clear();
+            }
         }
     }
 }
@@ -129,6 +252,8 @@ pub struct Configuration {
     pub label: String,
     /// Position on the chart's x axis.
     pub x: f64,
+    /// The grid cell (the values of the attributes crossed with the x axis; empty without a grid).
+    pub cell: String,
     /// Every timed form (the direct form first).
     pub measurements: Vec<Measurement>,
     /// Forms not timed.
@@ -208,7 +333,7 @@ pub fn study_model(graph: &Graph, opts: &StudyOptions, progress: &mut dyn FnMut(
             measure(label, (i + 1) as f64, &isolate(graph, node), opts, &setup.machine, progress)
         })
         .collect();
-    Study { name: graph.name().to_string(), x_label: "ConvTranspose layer".into(), setup, configurations }
+    Study { name: graph.name().to_string(), x_label: LAYER_AXIS.into(), setup, configurations }
 }
 
 /// Studies a sweep. Configurations the op refuses are left out (and named in the error list).
@@ -216,21 +341,14 @@ pub fn study_sweep(sweep: &Sweep, opts: &StudyOptions, progress: &mut dyn FnMut(
     let setup = setup(opts);
     let mut configurations = Vec::new();
     let mut refused = Vec::new();
-    let rank = sweep.input.len().saturating_sub(2);
-    for &v in sweep.vary.values() {
-        let (mut input, mut weight, mut attrs) = (sweep.input.clone(), sweep.weight.clone(), sweep.attrs.clone());
-        match sweep.vary {
-            Vary::Stride(_) => attrs.strides = vec![v; rank],
-            Vary::InputSize(_) => input[2..].iter_mut().for_each(|d| *d = v),
-            Vary::Kernel(_) => weight[2..].iter_mut().for_each(|d| *d = v),
-        }
-        match single_layer(&input, &weight, &attrs) {
+    for p in sweep.configurations() {
+        match single_layer(&p.input, &p.weight, &p.attrs) {
             Ok(g) => {
-                let label = format!("{} {v}", sweep.vary.label());
-                progress(&label);
-                configurations.push(measure(label, v as f64, &g, opts, &setup.machine, progress));
+                progress(&p.label);
+                let measured = measure(p.label, p.x, &g, opts, &setup.machine, progress);
+                configurations.push(Configuration { cell: p.cell, ..measured });
             }
-            Err(e) => refused.push(format!("{} {v}: {e}", sweep.vary.label())),
+            Err(e) => refused.push(format!("{}: {e}", p.label)),
         }
     }
     (Study { name: sweep.name.clone(), x_label: sweep.vary.label().into(), setup, configurations }, refused)
@@ -338,7 +456,7 @@ fn measure(
             Some(Pick { model: m.name.clone(), lowering: form, slowdown })
         })
         .collect();
-    Configuration { label, x, measurements, skipped, winner, picks }
+    Configuration { label, x, cell: String::new(), measurements, skipped, winner, picks }
 }
 
 /// The layer's output from the definitional kernel, summed in float64 (`None` for an op it lacks).
@@ -441,87 +559,244 @@ pub fn markdown(study: &Study) -> String {
     out
 }
 
-/// Writes `report.md`, `report.json` and one SVG chart per measure (FLOPs, bytes, time) into `dir`.
+/// Writes `report.md`, `report.json` and one SVG chart per measure (FLOPs, bytes, time, speed-up over
+/// the direct form) into `dir`. Everything is rendered first, so a failure leaves no partial report.
 pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+    let mut files: Vec<(&str, String)> = vec![
+        ("report.md", markdown(study)),
+        ("report.json", serde_json::to_string_pretty(study).map_err(|e| e.to_string())?),
+    ];
+    let speedup = |c: &Configuration, m: &Measurement| {
+        let direct = c.measurements.iter().find(|d| d.lowering == Form::Direct).map_or(f64::NAN, |d| d.median_ms);
+        direct / m.median_ms
     };
-    write("report.md", markdown(study))?;
-    write("report.json", serde_json::to_string_pretty(study).map_err(|e| e.to_string())?)?;
-    let mut files = vec!["report.md".to_string(), "report.json".to_string()];
-    for (file, title, pick) in [
-        ("flops.svg", "FLOPs", (|m: &Measurement| m.flops as f64) as fn(&Measurement) -> f64),
-        ("bytes.svg", "bytes of intermediates and constants", |m| m.bytes as f64),
-        ("time.svg", "median run time (ms)", |m| m.median_ms),
-    ] {
-        chart(study, &dir.join(file), title, pick)?;
-        files.push(file.to_string());
+    let charts: [(&str, &str, Measure); 4] = [
+        ("flops.svg", "FLOPs", &|_, m| m.flops as f64),
+        ("bytes.svg", "bytes of intermediates and constants", &|_, m| m.bytes as f64),
+        ("time.svg", "median run time (ms)", &|_, m| m.median_ms),
+        ("speedup.svg", "speed-up over the direct form (×)", &speedup),
+    ];
+    for (file, title, pick) in charts {
+        files.push((file, chart(study, title, pick).map_err(|e| format!("cannot draw {file}: {e}"))?));
     }
-    Ok(files)
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(files.into_iter().map(|(name, _)| name.to_string()).collect())
 }
 
-/// One SVG line chart: a line per lowering, the measure (log scale) against x.
-fn chart(study: &Study, path: &Path, title: &str, pick: fn(&Measurement) -> f64) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+/// A measure of one form in one configuration.
+type Measure<'a> = &'a dyn Fn(&Configuration, &Measurement) -> f64;
+
+/// One fixed colour per form, the same in every chart.
+fn colour(form: Form) -> RGBColor {
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(0, 0, 0),       // direct
+        RGBColor(213, 94, 0),    // zero-insert
+        RGBColor(204, 121, 167), // sparse-matmul
+        RGBColor(0, 114, 178),   // col2im
+        RGBColor(0, 158, 115),   // subpixel
+        RGBColor(230, 159, 0),   // matmul
+    ];
+    COLOURS[Form::ALL.iter().position(|&f| f == form).unwrap_or(0)]
+}
+
+/// The series of a chart: per form and grid cell, its points (x, value).
+type Series = Vec<((Form, String), Vec<(f64, f64)>)>;
+
+/// The distinct x values of a study, in order: the chart places them at 0, 1, 2 … and labels them
+/// with their values, so that uneven sweeps (1, 2, 4, 32) stay readable.
+fn x_values(study: &Study) -> Vec<f64> {
+    let mut xs: Vec<f64> = study.configurations.iter().map(|c| c.x).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    xs
+}
+
+fn series(study: &Study, pick: Measure) -> Series {
+    let xs = x_values(study);
+    let position = |x: f64| xs.iter().position(|&v| v == x).unwrap_or(0) as f64;
+    let mut series: Series = Vec::new();
     for c in &study.configurations {
         for m in &c.measurements {
-            let value = pick(m).max(1e-3);
-            match series.iter_mut().find(|(l, _)| *l == m.lowering.name()) {
-                Some((_, points)) => points.push((c.x, value)),
-                None => series.push((m.lowering.to_string(), vec![(c.x, value)])),
+            let value = pick(c, m);
+            if !value.is_finite() || value <= 0.0 {
+                continue;
+            }
+            let key = (m.lowering, c.cell.clone());
+            let point = (position(c.x), value);
+            match series.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, points)) => points.push(point),
+                None => series.push((key, vec![point])),
             }
         }
     }
-    let xs = study.configurations.iter().map(|c| c.x);
-    let (x0, x1) = xs.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    series
+}
+
+/// One SVG chart as text, the measure on a log scale against x: lines for a sweep (a marker shape
+/// per grid cell), grouped bars for the layers of a model; the legend sits right of the plot.
+fn chart(study: &Study, title: &str, pick: Measure) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root, study, title, &series(study, pick))?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn draw(root: &DrawingArea<SVGBackend, Shift>, study: &Study, title: &str, series: &Series) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let xs = x_values(study);
+    let (x0, x1) = (0.0, xs.len() as f64 - 1.0);
     let values = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
     let (y0, y1) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
-    if !x0.is_finite() || !y0.is_finite() {
-        return Err(format!("nothing to draw in {}", path.display()));
+    let (plot, legend) = root.split_horizontally(760);
+    if xs.is_empty() || !y0.is_finite() {
+        plot.titled(&format!("{}: {title}: nothing was timed", study.name), ("sans-serif", 18)).map_err(|e| err(&e))?;
+        return Ok(());
     }
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}: {title}", study.name), ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d((x0 - 0.5)..(x1 + 0.5), ((y0 / 2.0)..(y1 * 2.0)).log_scale())
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc(study.x_label.as_str())
-        .y_desc(title)
-        .x_labels(study.configurations.len().max(2))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| si(*y))
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (i, (label, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    {
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(format!("{}: {title}", study.name), ("sans-serif", 18))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x0 - 0.5)..(x1 + 0.5), ((y0 / 1.5)..(y1 * 1.5)).log_scale())
+            .map_err(|e| err(&e))?;
+        let label_at = |x: &f64| {
+            let i = x.round();
+            match xs.get(i as usize) {
+                Some(v) if (x - i).abs() < 1e-6 && i >= 0.0 => format!("{v}"),
+                _ => String::new(),
+            }
+        };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
+            .configure_mesh()
+            .x_desc(study.x_label.as_str())
+            .y_desc(title)
+            .x_labels(xs.len() + 1)
+            .x_label_formatter(&label_at)
+            .y_labels(6)
+            .y_label_formatter(&|y| si(*y))
+            .draw()
+            .map_err(|e| err(&e))?;
+        let mut cells: Vec<&String> = Vec::new();
+        for ((_, cell), _) in series {
+            if !cells.contains(&cell) {
+                cells.push(cell);
+            }
+        }
+        let layers = study.x_label == LAYER_AXIS;
+        let width = 0.8 / series.len().max(1) as f64;
+        for (i, ((form, cell), points)) in series.iter().enumerate() {
+            let style = colour(*form);
+            let marker = cells.iter().position(|c| *c == cell).unwrap_or(0);
+            if layers {
+                let offset = -0.4 + width * i as f64;
+                let bars = points
+                    .iter()
+                    .map(|&(x, y)| Rectangle::new([(x + offset, y0 / 1.5), (x + offset + width, y)], style.filled()));
+                chart.draw_series(bars).map_err(|e| err(&e))?;
+            } else {
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), style.stroke_width(2)))
+                    .map_err(|e| err(&e))?;
+                match marker % 3 {
+                    0 => chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, style.filled()))),
+                    1 => chart.draw_series(points.iter().map(|&p| TriangleMarker::new(p, 5, style.filled()))),
+                    _ => chart.draw_series(points.iter().map(|&p| Cross::new(p, 4, style.stroke_width(2)))),
+                }
+                .map_err(|e| err(&e))?;
+            }
+        }
+        // The legend: a colour per form, then a marker per grid cell.
+        let mut forms: Vec<Form> = series.iter().map(|((form, _), _)| *form).collect();
+        forms.dedup();
+        let mut y = 40;
+        for form in forms {
+            legend.draw(&Rectangle::new([(10, y - 6), (28, y + 6)], colour(form).filled())).map_err(|e| err(&e))?;
+            legend.draw(&Text::new(form.to_string(), (34, y - 7), ("sans-serif", 14))).map_err(|e| err(&e))?;
+            y += 22;
+        }
+        for (i, cell) in cells.iter().enumerate().filter(|(_, c)| !c.is_empty() && !layers) {
+            let at = (19, y);
+            match i % 3 {
+                0 => legend.draw(&Circle::new(at, 4, BLACK.filled())),
+                1 => legend.draw(&TriangleMarker::new(at, 5, BLACK.filled())),
+                _ => legend.draw(&Cross::new(at, 4, BLACK.stroke_width(2))),
+            }
+            .map_err(|e| err(&e))?;
+            legend.draw(&Text::new(cell.to_string(), (34, y - 7), ("sans-serif", 14))).map_err(|e| err(&e))?;
+            y += 22;
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// The x axis of a model study.
+const LAYER_AXIS: &str = "ConvTranspose layer";
 
 /// A number with an SI suffix for tables and charts: 1234567 → "1.23M".
 pub fn si(v: f64) -> String {
     let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
     let small = |v: f64| if v.abs() >= 10.0 || v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.3}") };
     units.iter().find(|(scale, _)| v.abs() >= *scale).map_or_else(|| small(v), |(s, u)| format!("{:.2}{u}", v / s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep(vary: Vary, grid: Vec<Vary>) -> Sweep {
+        Sweep {
+            name: "t".into(),
+            input: vec![1, 8, 6, 6],
+            weight: vec![8, 4, 4, 4],
+            attrs: ConvTransposeAttrs { strides: vec![2, 2], pads: vec![1; 4], ..Default::default() },
+            vary,
+            grid,
+        }
+    }
+
+    #[test]
+    fn a_grid_is_every_combination_with_vary_on_the_x_axis() {
+        let points = sweep(Vary::Groups(vec![1, 2, 4]), vec![Vary::Batch(vec![1, 3])]).configurations();
+        assert_eq!(points.len(), 6);
+        let labels: Vec<&str> = points.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels[..2], ["groups 1, batch 1", "groups 1, batch 3"]);
+        for p in &points {
+            // The total output channels stay: weight[1] · group = 4.
+            assert_eq!(p.weight[1] * p.attrs.group, 4, "{}", p.label);
+            assert_eq!(p.x, p.attrs.group as f64);
+            assert_eq!(p.cell, format!("batch {}", p.input[0]));
+            single_layer(&p.input, &p.weight, &p.attrs).unwrap_or_else(|e| panic!("{}: {e}", p.label));
+        }
+    }
+
+    #[test]
+    fn rank_repeats_the_first_axis() {
+        let points = sweep(Vary::Rank(vec![1, 3]), vec![]).configurations();
+        assert_eq!(points[0].input, [1, 8, 6]);
+        assert_eq!(points[0].attrs.pads, [1, 1]);
+        assert_eq!(points[1].weight, [8, 4, 4, 4, 4]);
+        assert_eq!(points[1].attrs.strides, [2, 2, 2]);
+        for p in &points {
+            single_layer(&p.input, &p.weight, &p.attrs).unwrap_or_else(|e| panic!("{}: {e}", p.label));
+        }
+    }
+
+    #[test]
+    fn channels_dilation_and_output_padding_apply() {
+        let c = sweep(Vary::Channels(vec![16]), vec![Vary::Dilation(vec![2]), Vary::OutputPadding(vec![1])]);
+        let p = &c.configurations()[0];
+        assert_eq!((p.input[1], p.weight[0], p.weight[1]), (16, 16, 16));
+        assert_eq!((p.attrs.dilations.as_slice(), p.attrs.output_padding.as_slice()), (&[2, 2][..], &[1, 1][..]));
+        single_layer(&p.input, &p.weight, &p.attrs).unwrap();
+    }
 }
