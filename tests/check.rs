@@ -157,6 +157,7 @@ fn study_writes_tables_json_and_charts() {
     }
     assert!(json["setup"]["machine"]["gemm_peak_gflops"].as_f64().unwrap() > 0.0);
     assert!(md.contains("## Winners") && md.contains("float64 reference"), "{md}");
+    assert!(md.contains("## Conclusions") && md.contains("fastest: ") && md.contains("cost model cpu picks"), "{md}");
     for chart in ["flops.svg", "bytes.svg", "time.svg"] {
         let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("zero-insert") && svg.contains("subpixel"), "{chart}");

@@ -528,6 +528,11 @@ pub fn markdown(study: &Study) -> String {
         let _ = writeln!(out, "| {} | {winner} | {} |", c.label, picks.join(" | "));
     }
     let _ = writeln!(out);
+    let _ = writeln!(out, "## Conclusions\n");
+    for line in conclusions(study) {
+        let _ = writeln!(out, "- {line}");
+    }
+    let _ = writeln!(out);
     for c in &study.configurations {
         let _ = writeln!(out, "## {}\n", c.label);
         let _ = writeln!(
@@ -557,6 +562,89 @@ pub fn markdown(study: &Study) -> String {
         let _ = writeln!(out);
     }
     out
+}
+
+/// How a configuration was won: the winner, the runner-up and the winner's lead (runner-up median over
+/// the winner's), or `None` when fewer than two forms were timed.
+fn margin(c: &Configuration) -> Option<(Form, Form, f64)> {
+    let mut ranked: Vec<&Measurement> = c.measurements.iter().collect();
+    ranked.sort_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
+    let (first, second) = (ranked.first()?, ranked.get(1)?);
+    Some((first.lowering, second.lowering, second.median_ms / first.median_ms))
+}
+
+/// Statements the data supports, generated from it: along a sweep (per grid cell), which form wins
+/// where and the crossovers between winners; for a model, how often each form wins; and how often
+/// each cost model picks within 10% of the winner.
+pub fn conclusions(study: &Study) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cells: Vec<&str> = Vec::new();
+    for c in &study.configurations {
+        if !cells.contains(&c.cell.as_str()) {
+            cells.push(&c.cell);
+        }
+    }
+    for cell in cells {
+        let along: Vec<&Configuration> = study.configurations.iter().filter(|c| c.cell == cell).collect();
+        let mut runs: Vec<(Form, Vec<String>)> = Vec::new();
+        for c in &along {
+            let Some((winner, _, _)) = margin(c) else { continue };
+            let at = if study.x_label == LAYER_AXIS {
+                c.label.split(' ').next().unwrap_or("").to_string()
+            } else {
+                format!("{}", c.x)
+            };
+            match runs.last_mut() {
+                Some((form, points)) if *form == winner => points.push(at),
+                _ => runs.push((winner, vec![at])),
+            }
+        }
+        if runs.is_empty() {
+            continue;
+        }
+        let prefix = if cell.is_empty() { String::new() } else { format!("{cell}: ") };
+        let parts: Vec<String> =
+            runs.iter().map(|(form, points)| format!("{form} at {} {}", study.x_label, points.join(", "))).collect();
+        let mut line = format!("{prefix}fastest: {}", parts.join("; "));
+        let crossovers: Vec<String> = runs
+            .windows(2)
+            .map(|w| {
+                let (a, b) = (&w[0], &w[1]);
+                format!("{} → {} between {} and {}", a.0, b.0, a.1.last().map_or("", String::as_str), b.1[0])
+            })
+            .collect();
+        if !crossovers.is_empty() {
+            line.push_str(&format!(" (crossovers: {})", crossovers.join(", ")));
+        }
+        lines.push(line);
+    }
+    let close: Vec<String> = study
+        .configurations
+        .iter()
+        .filter_map(|c| margin(c).filter(|m| m.2 < 1.05).map(|(a, b, _)| format!("{} ({a} vs {b})", c.label)))
+        .collect();
+    if !close.is_empty() {
+        lines.push(format!("within 5% of the runner-up, so not a clear win: {}", close.join("; ")));
+    }
+    let models: Vec<&str> =
+        study.configurations.first().map(|c| c.picks.iter().map(|p| p.model.as_str()).collect()).unwrap_or_default();
+    for model in models {
+        let slowdowns: Vec<f64> = study
+            .configurations
+            .iter()
+            .filter_map(|c| c.picks.iter().find(|p| p.model == model).and_then(|p| p.slowdown))
+            .collect();
+        if slowdowns.is_empty() {
+            continue;
+        }
+        let within = slowdowns.iter().filter(|&&s| s <= 1.1).count();
+        let worst = slowdowns.iter().copied().fold(1.0, f64::max);
+        lines.push(format!(
+            "cost model {model} picks within 10% of the fastest in {within} of {} configurations (worst {worst:.2}×)",
+            slowdowns.len()
+        ));
+    }
+    lines
 }
 
 /// Writes `report.md`, `report.json` and one SVG chart per measure (FLOPs, bytes, time, speed-up over
