@@ -177,6 +177,11 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<(String, ArrayD<f32>)> 
     Ok((name, data))
 }
 
+/// The name a serialized `TensorProto` stores, without reading its data into an array.
+pub fn name_of(bytes: &[u8]) -> Result<String, prost::DecodeError> {
+    TensorProto::decode(bytes).map(|t| t.name().to_string())
+}
+
 /// Writes `data` as a tensor file named `name`.
 pub fn write_file(path: &Path, name: &str, data: &ArrayD<f32>) -> Result<()> {
     std::fs::write(path, from_f32(name, data).encode_to_vec())

@@ -17,7 +17,11 @@ pub fn run(
     max_matrix_nnz: usize,
     threads: usize,
 ) -> miette::Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    let text = if crate::model_files::is_onnx(path) {
+        String::new()
+    } else {
+        std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?
+    };
     let mut notes = Vec::new();
     let study = if text.contains("vary:") {
         let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
@@ -25,7 +29,7 @@ pub fn run(
         notes.extend(refused.into_iter().map(|r| format!("left out: {r}")));
         study
     } else {
-        let graph = crate::diagnostic::load_model(path, limits)?;
+        let graph = crate::model_files::load(path, limits, &Default::default())?;
         study_model(&graph, run_limits, max_matrix_nnz, threads)
     };
     let files = write_report(&study, out).map_err(|e| miette!("{e}"))?;
