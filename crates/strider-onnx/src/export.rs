@@ -14,7 +14,7 @@ use prost::Message;
 use serde_json::Value as Json;
 use strider_interp::fold::fold_constants;
 use strider_interp::kernels::conv_matrix;
-use strider_ir::op::{Col2ImAttrs, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs, UpsampleAttrs};
+use strider_ir::op::{Col2ImAttrs, DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs, UpsampleAttrs};
 use strider_ir::{Graph, Limits, Node, Op, Producer, Shape, ValueId};
 
 use crate::error::{Error, Result};
@@ -330,6 +330,11 @@ impl<'g> Writer<'g> {
                 self.push(&node.name, "Col2Im", vec![inputs[0].clone(), image, block], outputs, attributes);
                 Ok(())
             }
+            Op::DepthToSpace(a) if self.graph.shape(node.inputs[0]).rank() != 4 => {
+                let x = self.graph.shape(node.inputs[0]).dims().to_vec();
+                self.depth_to_space(node, &x, a, &inputs[0], &outputs[0]);
+                Ok(())
+            }
             Op::SubpixelKernel(_) | Op::PhaseKernel(_) | Op::ResizeConvKernel(_) => Err(export_error(
                 "it rearranges a weight computed at run time; only constant weights can be folded".into(),
             )),
@@ -401,6 +406,39 @@ impl<'g> Writer<'g> {
         let ends = self.ints(&format!("{base}.ends"), &ends);
         let axes = self.ints(&format!("{base}.axes"), &axes);
         self.push(&node.name, "Slice", vec![c, starts, ends, axes], vec![output.to_string()], Vec::new());
+    }
+
+    /// DepthToSpace on 1 or 3 spatial axes (ONNX's is 2-D only): Reshape to split the channel
+    /// blocks, Transpose each block next to its axis, Reshape to merge them.
+    fn depth_to_space(&mut self, node: &Node, x: &[usize], a: &DepthToSpaceAttrs, input: &str, output: &str) {
+        let (b, k) = (a.blocksize, x.len() - 2);
+        let c = x[1] / b.pow(k as u32);
+        let blocks = std::iter::repeat_n(b as i64, k);
+        let spatial = x[2..].iter().map(|&d| d as i64);
+        // Split axes: DCR is (N, b…, C, d…), CRD is (N, C, b…, d…).
+        let (split, channel, first_block): (Vec<i64>, usize, usize) = match a.mode {
+            DepthToSpaceMode::DCR => {
+                ([x[0] as i64].into_iter().chain(blocks).chain([c as i64]).chain(spatial).collect(), 1 + k, 1)
+            }
+            DepthToSpaceMode::CRD => ([x[0] as i64, c as i64].into_iter().chain(blocks).chain(spatial).collect(), 1, 2),
+        };
+        let spatial_start = 2 + k;
+        let mut perm: Vec<i64> = vec![0, channel as i64];
+        for i in 0..k {
+            perm.extend([(spatial_start + i) as i64, (first_block + i) as i64]);
+        }
+        let merged: Vec<i64> =
+            [x[0] as i64, c as i64].into_iter().chain(x[2..].iter().map(|&d| (d * b) as i64)).collect();
+        let base = &node.name;
+        let shape = self.ints(&format!("{base}.split_shape"), &split);
+        let (split_value, moved) = (self.fresh(&format!("{output}.split")), self.fresh(&format!("{output}.moved")));
+        let n1 = self.fresh(&format!("{base}.split"));
+        self.push(&n1, "Reshape", vec![input.to_string(), shape], vec![split_value.clone()], Vec::new());
+        let n2 = self.fresh(&format!("{base}.move"));
+        let perm = attribute("perm", &Json::from(perm)).into_iter().collect();
+        self.push(&n2, "Transpose", vec![split_value], vec![moved.clone()], perm);
+        let merged = self.ints(&format!("{base}.merged_shape"), &merged);
+        self.push(&node.name, "Reshape", vec![moved, merged], vec![output.to_string()], Vec::new());
     }
 
     /// The dense matrix of the ConvMatrix a SparseMatMul reads, within the size bound.
