@@ -119,3 +119,85 @@ fn opsets_outside_the_range_and_features_newer_than_the_opset_are_refused() {
     let model = export::export(&graph, &ExportOptions { opset: 21, ..Default::default() }).unwrap();
     assert_eq!((model.ir_version(), model.opset_import[0].version()), (10, 21));
 }
+
+fn strider(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_strider")).args(args).output().expect("the strider binary runs")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn convert_goes_both_ways_and_keeps_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("unet.onnx");
+    let ron = dir.path().join("back.ron");
+    let (onnx_s, ron_s) = (onnx.to_str().unwrap(), ron.to_str().unwrap());
+    let out = strider(&["convert", "examples/models/unet_decoder.ron", "-o", onnx_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("model `unet_decoder`: 6 nodes, written to {onnx_s}")), "{}", text(&out));
+    let out = strider(&["convert", onnx_s, "-o", ron_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Large weights beside the RON file, small ones inline.
+    let saved = std::fs::read_to_string(&ron).unwrap();
+    assert!(saved.contains(r#"data: Npy("back.weights/up_w.npy")"#), "{saved}");
+    assert!(dir.path().join("back.weights/up_w.npy").exists());
+    let original = format::load(Path::new("examples/models/unet_decoder.ron"), &Limits::default()).unwrap();
+    let back = format::load(&ron, &Limits::default()).unwrap();
+    assert_eq!(with_data(&back), with_data(&original));
+    let runs: Vec<String> = ["examples/models/unet_decoder.ron", onnx_s, ron_s]
+        .iter()
+        .map(|m| {
+            let out = strider(&["run", m, "--seed", "4"]);
+            assert!(out.status.success(), "{}", text(&out));
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("output")).collect::<Vec<_>>().join("\n")
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
+}
+
+#[test]
+fn onnx_test_directories_run_with_pb_inputs_and_expected_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // The DCGAN generator as ONNX, lowered for the NPU to ONNX: no ConvTranspose left.
+    assert!(strider(&["convert", "examples/models/dcgan_generator.ron", "-o", &p("dcgan.onnx")]).status.success());
+    let out = strider(&["optimize", &p("dcgan.onnx"), "--cost", "examples/targets/npu.ron", "-o", &p("dcgan_npu.onnx")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lowered = import::load(Path::new(&p("dcgan_npu.onnx")), &ImportOptions::default()).unwrap();
+    assert!(lowered.nodes().all(|(_, n)| n.op.name() != "ConvTranspose"));
+    // A test directory: the original's input and output as TensorProto files.
+    let data = p("test_data_set_0");
+    let x = seeded(&lowered, 9).remove("z").expect("the generator's input is z");
+    std::fs::create_dir(&data).unwrap();
+    strider::onnx::tensor::write_file(&dir.path().join("test_data_set_0/input_0.pb"), "z", &x).unwrap();
+    let out = strider(&["run", &p("dcgan.onnx"), "--input", &format!("{data}/input_0.pb"), "--out", &data, "--out-format", "pb"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let written = format!("{data}/image.pb");
+    assert!(Path::new(&written).exists(), "{}", text(&out));
+    let out = strider(&["run", &p("dcgan_npu.onnx"), "--input", &format!("z={data}/input_0.pb"), "--expect", &written]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("expect image: matches"), "{}", text(&out));
+    // Another input: the outputs differ, and run says so with exit code 1.
+    let out = strider(&["run", &p("dcgan_npu.onnx"), "--seed", "1", "--expect", &format!("image={written}")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("expect image: MISMATCH"), "{}", text(&out));
+    assert!(text(&out).contains("outputs `image` differ from the expected values beyond atol"), "{}", text(&out));
+}
+
+#[test]
+fn unsupported_models_write_nothing_and_shape_bindings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.ron");
+    let out = strider(&["convert", "examples/invalid/onnx_unsupported_ops.onnx", "-o", out_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("unsupported ops: Shape (node `shape`); Gather (nodes `g1`, `g2`)"), "{}", text(&out));
+    assert!(!out_path.exists());
+    let out = strider(&["info", "examples/models/textbook.ron", "--shape", "x=1,1,2,2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--shape x: RON models declare static shapes"), "{}", text(&out));
+    let out = strider(&["info", "examples/models/textbook.ron", "--shape", "x=1,a"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
