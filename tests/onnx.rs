@@ -151,7 +151,11 @@ fn convert_goes_both_ways_and_keeps_the_outputs() {
         .map(|m| {
             let out = strider(&["run", m, "--seed", "4"]);
             assert!(out.status.success(), "{}", text(&out));
-            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("output")).collect::<Vec<_>>().join("\n")
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("output"))
+                .collect::<Vec<_>>()
+                .join("\n")
         })
         .collect();
     assert_eq!(runs[0], runs[1]);
@@ -164,7 +168,8 @@ fn onnx_test_directories_run_with_pb_inputs_and_expected_outputs() {
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     // The DCGAN generator as ONNX, lowered for the NPU to ONNX: no ConvTranspose left.
     assert!(strider(&["convert", "examples/models/dcgan_generator.ron", "-o", &p("dcgan.onnx")]).status.success());
-    let out = strider(&["optimize", &p("dcgan.onnx"), "--cost", "examples/targets/npu.ron", "-o", &p("dcgan_npu.onnx")]);
+    let out =
+        strider(&["optimize", &p("dcgan.onnx"), "--cost", "examples/targets/npu.ron", "-o", &p("dcgan_npu.onnx")]);
     assert!(out.status.success(), "{}", text(&out));
     let lowered = import::load(Path::new(&p("dcgan_npu.onnx")), &ImportOptions::default()).unwrap();
     assert!(lowered.nodes().all(|(_, n)| n.op.name() != "ConvTranspose"));
@@ -173,7 +178,16 @@ fn onnx_test_directories_run_with_pb_inputs_and_expected_outputs() {
     let x = seeded(&lowered, 9).remove("z").expect("the generator's input is z");
     std::fs::create_dir(&data).unwrap();
     strider::onnx::tensor::write_file(&dir.path().join("test_data_set_0/input_0.pb"), "z", &x).unwrap();
-    let out = strider(&["run", &p("dcgan.onnx"), "--input", &format!("{data}/input_0.pb"), "--out", &data, "--out-format", "pb"]);
+    let out = strider(&[
+        "run",
+        &p("dcgan.onnx"),
+        "--input",
+        &format!("{data}/input_0.pb"),
+        "--out",
+        &data,
+        "--out-format",
+        "pb",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let written = format!("{data}/image.pb");
     assert!(Path::new(&written).exists(), "{}", text(&out));

@@ -14,7 +14,9 @@ use prost::Message;
 use serde_json::Value as Json;
 use strider_interp::fold::fold_constants;
 use strider_interp::kernels::conv_matrix;
-use strider_ir::op::{Col2ImAttrs, DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs, UpsampleAttrs};
+use strider_ir::op::{
+    Col2ImAttrs, DepthToSpaceAttrs, DepthToSpaceMode, PadAttrs, PadMode, ReshapeAttrs, SliceAttrs, UpsampleAttrs,
+};
 use strider_ir::{Graph, Limits, Node, Op, Producer, Shape, ValueId};
 
 use crate::error::{Error, Result};

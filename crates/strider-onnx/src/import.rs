@@ -947,8 +947,9 @@ fn scale_for(input: usize, size: i64) -> Option<f32> {
         let out = (input as f32 * scale).floor() as usize;
         match out.cmp(&size) {
             std::cmp::Ordering::Equal => return Some(scale),
-            std::cmp::Ordering::Less => scale = scale.next_up(),
-            std::cmp::Ordering::Greater => scale = scale.next_down(),
+            // Positive floats are ordered like their bit patterns: ±1 is the neighbouring float.
+            std::cmp::Ordering::Less => scale = f32::from_bits(scale.to_bits() + 1),
+            std::cmp::Ordering::Greater => scale = f32::from_bits(scale.to_bits() - 1),
         }
     }
     None
@@ -1000,4 +1001,31 @@ fn unsqueezed(shape: &Shape, axes: Option<Vec<i64>>) -> Result<Vec<usize>, Strin
     let axes = resolve_axes(&axes, rank)?;
     let mut rest = shape.dims().iter();
     Ok((0..rank).map(|i| if axes.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_become_scales_that_give_exactly_the_size() {
+        for (input, size) in [(3, 7), (7, 3), (2, 4), (5, 11), (1000, 1), (17, 33)] {
+            let scale = scale_for(input, size as i64).unwrap();
+            assert_eq!((input as f32 * scale).floor() as usize, size, "{input} → {size}");
+        }
+        assert_eq!(scale_for(3, 0), None);
+        assert_eq!(scale_for(0, 3), None);
+    }
+
+    #[test]
+    fn axis_lists_are_resolved_and_spread() {
+        assert_eq!(resolve_axes(&[-1, 0], 3).unwrap(), [2, 0]);
+        assert!(resolve_axes(&[1, -2], 3).is_err());
+        assert_eq!(spread_pads(&[1, 2], &[-1], 3).unwrap(), [0, 0, 1, 0, 0, 2]);
+        let s = Shape(vec![1, 3, 1]);
+        assert_eq!(squeezed(&s, None).unwrap(), [3]);
+        assert_eq!(squeezed(&s, Some(vec![-1])).unwrap(), [1, 3]);
+        assert!(squeezed(&s, Some(vec![1])).is_err());
+        assert_eq!(unsqueezed(&s, Some(vec![0, 4])).unwrap(), [1, 1, 3, 1, 1]);
+    }
 }

@@ -75,7 +75,13 @@ fn weights(name: &str, dims: &[usize], values: Vec<f32>) -> TensorProto {
     tensor::from_f32(name, &array(dims, values))
 }
 
-fn model(opset: i64, nodes: Vec<NodeProto>, initializer: Vec<TensorProto>, input: Vec<ValueInfoProto>, outputs: &[&str]) -> ModelProto {
+fn model(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    initializer: Vec<TensorProto>,
+    input: Vec<ValueInfoProto>,
+    outputs: &[&str],
+) -> ModelProto {
     ModelProto {
         ir_version: Some(7),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
@@ -84,7 +90,10 @@ fn model(opset: i64, nodes: Vec<NodeProto>, initializer: Vec<TensorProto>, input
             node: nodes,
             initializer,
             input,
-            output: outputs.iter().map(|o| ValueInfoProto { name: Some(o.to_string()), ..Default::default() }).collect(),
+            output: outputs
+                .iter()
+                .map(|o| ValueInfoProto { name: Some(o.to_string()), ..Default::default() })
+                .collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -113,7 +122,13 @@ fn gemm_becomes_matmul_transpose_mul_add_with_gemms_values() {
     let c = vec![1.0, -1.0, 2.0, 4.0];
     let m = model(
         13,
-        vec![node("fc", "Gemm", &["a", "b", "c"], &["y"], vec![float("alpha", 2.0), float("beta", 0.5), int("transB", 1)])],
+        vec![node(
+            "fc",
+            "Gemm",
+            &["a", "b", "c"],
+            &["y"],
+            vec![float("alpha", 2.0), float("beta", 0.5), int("transB", 1)],
+        )],
         vec![weights("b", &[4, 3], b.clone()), weights("c", &[4], c.clone())],
         vec![float_input("a", &[2, 3])],
         &["y"],
@@ -140,11 +155,41 @@ fn upsample_and_resize_in_every_opset_form_repeat_pixels() {
     let scales = || weights("scales", &[4], vec![1.0, 1.0, 2.0, 2.0]);
     let sizes = || tensor::from_i64("sizes", &[1, 1, 4, 6]);
     let forms = [
-        model(7, vec![node("u", "Upsample", &["x"], &["y"], vec![floats("scales", &[1.0, 1.0, 2.0, 2.0])])], vec![], input(), &["y"]),
+        model(
+            7,
+            vec![node("u", "Upsample", &["x"], &["y"], vec![floats("scales", &[1.0, 1.0, 2.0, 2.0])])],
+            vec![],
+            input(),
+            &["y"],
+        ),
         model(9, vec![node("u", "Upsample", &["x", "scales"], &["y"], vec![])], vec![scales()], input(), &["y"]),
         model(10, vec![node("u", "Resize", &["x", "scales"], &["y"], vec![])], vec![scales()], input(), &["y"]),
-        model(13, vec![node("u", "Resize", &["x", "", "", "sizes"], &["y"], vec![string("nearest_mode", "floor"), string("coordinate_transformation_mode", "asymmetric")])], vec![sizes()], input(), &["y"]),
-        model(19, vec![node("u", "Resize", &["x", "", "scales"], &["y"], vec![string("coordinate_transformation_mode", "asymmetric")])], vec![scales()], input(), &["y"]),
+        model(
+            13,
+            vec![node(
+                "u",
+                "Resize",
+                &["x", "", "", "sizes"],
+                &["y"],
+                vec![string("nearest_mode", "floor"), string("coordinate_transformation_mode", "asymmetric")],
+            )],
+            vec![sizes()],
+            input(),
+            &["y"],
+        ),
+        model(
+            19,
+            vec![node(
+                "u",
+                "Resize",
+                &["x", "", "scales"],
+                &["y"],
+                vec![string("coordinate_transformation_mode", "asymmetric")],
+            )],
+            vec![scales()],
+            input(),
+            &["y"],
+        ),
     ];
     let want = ArrayD::from_shape_fn(IxDyn(&[1, 1, 4, 6]), |ix| x[[0, 0, ix[2] / 2, ix[3] / 2]]);
     for (i, m) in forms.iter().enumerate() {
@@ -152,7 +197,8 @@ fn upsample_and_resize_in_every_opset_form_repeat_pixels() {
         assert_eq!(run(&graph, x.clone())[0], want, "form {i}");
     }
     // Resize-11's defaults are half_pixel and round_prefer_floor, not Upsample's.
-    let resize11 = model(11, vec![node("u", "Resize", &["x", "", "scales"], &["y"], vec![])], vec![scales()], input(), &["y"]);
+    let resize11 =
+        model(11, vec![node("u", "Resize", &["x", "", "scales"], &["y"], vec![])], vec![scales()], input(), &["y"]);
     let graph = load(&resize11).unwrap();
     let (_, n) = graph.nodes().next().unwrap();
     let Op::Upsample(a) = &n.op else { panic!("{:?}", n.op) };
@@ -164,7 +210,8 @@ fn upsample_and_resize_in_every_opset_form_repeat_pixels() {
 fn constant_inputs_become_attributes_in_old_and_new_forms() {
     let x = iota(&[1, 2, 3]);
     let input = || vec![float_input("x", &[1, 2, 3])];
-    let int_constant = |name: &str, out: &str, v: &[i64]| node(name, "Constant", &[], &[out], vec![ints("value_ints", v)]);
+    let int_constant =
+        |name: &str, out: &str, v: &[i64]| node(name, "Constant", &[], &[out], vec![ints("value_ints", v)]);
     // Reshape's shape from a Constant node, Unsqueeze-11 (attribute) and -13 (input), Squeeze-13 (all ones).
     let m = model(
         13,
@@ -183,25 +230,59 @@ fn constant_inputs_become_attributes_in_old_and_new_forms() {
     let out = run(&graph, x.clone());
     assert_eq!(out[0], iota(&[3, 2]));
     assert_eq!(out[1], iota(&[1, 3, 2, 1]));
-    let m11 = model(11, vec![node("u", "Unsqueeze", &["x"], &["y"], vec![ints("axes", &[1])])], vec![], input(), &["y"]);
+    let m11 =
+        model(11, vec![node("u", "Unsqueeze", &["x"], &["y"], vec![ints("axes", &[1])])], vec![], input(), &["y"]);
     assert_eq!(run(&load(&m11).unwrap(), x.clone())[0], iota(&[1, 1, 2, 3]));
 
     // Pad-2 (attributes), Pad-11 (inputs) and Pad-18 (axes) agree; so do Slice-1 and Slice-13.
     let pads = [0, 0, 1, 0, 0, 2];
     let pad_forms = [
-        model(6, vec![node("p", "Pad", &["x"], &["y"], vec![ints("pads", &pads), float("value", 7.0)])], vec![], input(), &["y"]),
-        model(11, vec![node("p", "Pad", &["x", "pads", "v"], &["y"], vec![])], vec![tensor::from_i64("pads", &pads), weights("v", &[], vec![7.0])], input(), &["y"]),
-        model(18, vec![node("p", "Pad", &["x", "pads", "v", "axes"], &["y"], vec![])], vec![tensor::from_i64("pads", &[1, 2]), weights("v", &[], vec![7.0]), tensor::from_i64("axes", &[-1])], input(), &["y"]),
+        model(
+            6,
+            vec![node("p", "Pad", &["x"], &["y"], vec![ints("pads", &pads), float("value", 7.0)])],
+            vec![],
+            input(),
+            &["y"],
+        ),
+        model(
+            11,
+            vec![node("p", "Pad", &["x", "pads", "v"], &["y"], vec![])],
+            vec![tensor::from_i64("pads", &pads), weights("v", &[], vec![7.0])],
+            input(),
+            &["y"],
+        ),
+        model(
+            18,
+            vec![node("p", "Pad", &["x", "pads", "v", "axes"], &["y"], vec![])],
+            vec![tensor::from_i64("pads", &[1, 2]), weights("v", &[], vec![7.0]), tensor::from_i64("axes", &[-1])],
+            input(),
+            &["y"],
+        ),
     ];
-    let want = ArrayD::from_shape_fn(IxDyn(&[1, 2, 6]), |ix| if (1..4).contains(&ix[2]) { x[[0, ix[1], ix[2] - 1]] } else { 7.0 });
+    let want =
+        ArrayD::from_shape_fn(
+            IxDyn(&[1, 2, 6]),
+            |ix| if (1..4).contains(&ix[2]) { x[[0, ix[1], ix[2] - 1]] } else { 7.0 },
+        );
     for (i, m) in pad_forms.iter().enumerate() {
         assert_eq!(run(&load(m).unwrap(), x.clone())[0], want, "pad form {i}");
     }
-    let slice_old = model(6, vec![node("s", "Slice", &["x"], &["y"], vec![ints("starts", &[1]), ints("ends", &[3]), ints("axes", &[2])])], vec![], input(), &["y"]);
+    let slice_old = model(
+        6,
+        vec![node("s", "Slice", &["x"], &["y"], vec![ints("starts", &[1]), ints("ends", &[3]), ints("axes", &[2])])],
+        vec![],
+        input(),
+        &["y"],
+    );
     let slice_new = model(
         13,
         vec![node("s", "Slice", &["x", "starts", "ends", "axes", "steps"], &["y"], vec![])],
-        vec![tensor::from_i64("starts", &[1]), tensor::from_i64("ends", &[3]), tensor::from_i64("axes", &[2]), tensor::from_i64("steps", &[1])],
+        vec![
+            tensor::from_i64("starts", &[1]),
+            tensor::from_i64("ends", &[3]),
+            tensor::from_i64("axes", &[2]),
+            tensor::from_i64("steps", &[1]),
+        ],
         input(),
         &["y"],
     );
@@ -216,7 +297,13 @@ fn batch_normalization_6_reads_its_legacy_attributes() {
     let bn = |spatial: i64| {
         model(
             6,
-            vec![node("bn", "BatchNormalization", &["x", "s", "b", "m", "v"], &["y"], vec![int("is_test", 1), int("spatial", spatial), float("epsilon", 0.0), float("momentum", 0.9)])],
+            vec![node(
+                "bn",
+                "BatchNormalization",
+                &["x", "s", "b", "m", "v"],
+                &["y"],
+                vec![int("is_test", 1), int("spatial", spatial), float("epsilon", 0.0), float("momentum", 0.9)],
+            )],
             vec![stats("s", [2.0, 1.0]), stats("b", [1.0, 0.0]), stats("m", [1.0, -1.0]), stats("v", [4.0, 1.0])],
             vec![float_input("x", &[1, 2, 1, 1])],
             &["y"],
@@ -225,12 +312,21 @@ fn batch_normalization_6_reads_its_legacy_attributes() {
     let y = &run(&load(&bn(1)).unwrap(), array(&[1, 2, 1, 1], vec![3.0, 3.0]))[0];
     assert_eq!(y.as_slice().unwrap(), &[2.0 * (3.0 - 1.0) / 2.0 + 1.0, 3.0 + 1.0]);
     let err = load(&bn(0)).unwrap_err().to_string();
-    assert_eq!(err, "node `bn` (BatchNormalization): attribute `spatial` = 0: per-activation normalization is not supported");
+    assert_eq!(
+        err,
+        "node `bn` (BatchNormalization): attribute `spatial` = 0: per-activation normalization is not supported"
+    );
 }
 
 #[test]
 fn unnamed_nodes_are_named_by_op_and_position() {
-    let m = model(13, vec![node("", "Relu", &["x"], &["y"], vec![]), node("", "Tanh", &["y"], &["z"], vec![])], vec![], vec![float_input("x", &[2])], &["z"]);
+    let m = model(
+        13,
+        vec![node("", "Relu", &["x"], &["y"], vec![]), node("", "Tanh", &["y"], &["z"], vec![])],
+        vec![],
+        vec![float_input("x", &[2])],
+        &["z"],
+    );
     let graph = load(&m).unwrap();
     let names: Vec<&str> = graph.nodes().map(|(_, n)| n.name.as_str()).collect();
     assert_eq!(names, ["Relu_0", "Tanh_1"]);
@@ -253,7 +349,8 @@ fn external_data_is_read_relative_to_the_model_file() {
         external_data: vec![entry("location", "data/w.bin"), entry("offset", "8"), entry("length", "16")],
         ..Default::default()
     };
-    let m = model(13, vec![node("add", "Add", &["x", "w"], &["y"], vec![])], vec![w], vec![float_input("x", &[4])], &["y"]);
+    let m =
+        model(13, vec![node("add", "Add", &["x", "w"], &["y"], vec![])], vec![w], vec![float_input("x", &[4])], &["y"]);
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, m.encode_to_vec()).unwrap();
     let graph = import::load(&path, &ImportOptions::default()).unwrap();
@@ -262,10 +359,25 @@ fn external_data_is_read_relative_to_the_model_file() {
 
 #[test]
 fn dynamic_dimensions_are_bound_or_refused_by_name() {
-    let dims = vec![Dimension { dim_param: Some("batch".into()), ..Default::default() }, Dimension { dim_value: Some(3), ..Default::default() }];
-    let m = model(13, vec![node("r", "Relu", &["x"], &["y"], vec![])], vec![], vec![value_info("x", &dims, data_type::FLOAT)], &["y"]);
-    assert_eq!(load(&m).unwrap_err().to_string(), "input `x` has dynamic dimension 0 (batch); bind it with --shape x=D0,D1,…");
-    let bind = |name: &str, dims: Vec<usize>| ImportOptions { shapes: BTreeMap::from([(name.to_string(), dims)]), ..Default::default() };
+    let dims = vec![
+        Dimension { dim_param: Some("batch".into()), ..Default::default() },
+        Dimension { dim_value: Some(3), ..Default::default() },
+    ];
+    let m = model(
+        13,
+        vec![node("r", "Relu", &["x"], &["y"], vec![])],
+        vec![],
+        vec![value_info("x", &dims, data_type::FLOAT)],
+        &["y"],
+    );
+    assert_eq!(
+        load(&m).unwrap_err().to_string(),
+        "input `x` has dynamic dimension 0 (batch); bind it with --shape x=D0,D1,…"
+    );
+    let bind = |name: &str, dims: Vec<usize>| ImportOptions {
+        shapes: BTreeMap::from([(name.to_string(), dims)]),
+        ..Default::default()
+    };
     let graph = import::import(&m, Path::new("."), &bind("x", vec![5, 3])).unwrap();
     assert_eq!(graph.shape(graph.value_id("y").unwrap()).dims(), [5, 3]);
     let fixed_axis = import::import(&m, Path::new("."), &bind("x", vec![5, 4])).unwrap_err();
@@ -280,7 +392,12 @@ fn bad_models_fail_with_their_own_errors() {
     let x = || vec![float_input("x", &[2])];
     let unsupported = model(
         13,
-        vec![node("if1", "If", &["x"], &["a"], vec![]), node("l1", "Loop", &["a"], &["b"], vec![]), node("l2", "Loop", &["b"], &["c"], vec![]), NodeProto { domain: Some("com.microsoft".into()), ..node("g", "Gelu", &["c"], &["y"], vec![]) }],
+        vec![
+            node("if1", "If", &["x"], &["a"], vec![]),
+            node("l1", "Loop", &["a"], &["b"], vec![]),
+            node("l2", "Loop", &["b"], &["c"], vec![]),
+            NodeProto { domain: Some("com.microsoft".into()), ..node("g", "Gelu", &["c"], &["y"], vec![]) },
+        ],
         vec![],
         x(),
         &["y"],
@@ -292,21 +409,49 @@ fn bad_models_fail_with_their_own_errors() {
     let cycle = model(13, vec![relu("a", "z", "y"), relu("b", "y", "z"), relu("c", "z", "out")], vec![], x(), &["out"]);
     assert_eq!(load(&cycle).unwrap_err().to_string(), "the graph has a cycle through nodes `a` → `b`");
     let twice = model(13, vec![relu("a", "x", "y"), relu("b", "x", "y")], vec![], x(), &["y"]);
-    assert_eq!(load(&twice).unwrap_err().to_string(), "value `y` is defined twice: as output of node `a` and as output of node `b`");
-    let double = TensorProto { name: Some("w".into()), dims: vec![2], data_type: Some(data_type::DOUBLE), double_data: vec![1.0, 2.0], ..Default::default() };
+    assert_eq!(
+        load(&twice).unwrap_err().to_string(),
+        "value `y` is defined twice: as output of node `a` and as output of node `b`"
+    );
+    let double = TensorProto {
+        name: Some("w".into()),
+        dims: vec![2],
+        data_type: Some(data_type::DOUBLE),
+        double_data: vec![1.0, 2.0],
+        ..Default::default()
+    };
     let f64_weight = model(13, vec![node("add", "Add", &["x", "w"], &["y"], vec![])], vec![double], x(), &["y"]);
-    assert_eq!(load(&f64_weight).unwrap_err().to_string(), "`w` has element type DOUBLE; Strider computes in float32 only");
-    let int_input = model(13, vec![relu("a", "x", "y")], vec![], vec![value_info("x", &fixed(&[2]), data_type::INT64)], &["y"]);
-    assert_eq!(load(&int_input).unwrap_err().to_string(), "`x` has element type INT64; Strider computes in float32 only");
-    let dynamic_shape = model(13, vec![relu("a", "x", "s"), node("r", "Reshape", &["x", "s"], &["y"], vec![])], vec![], x(), &["y"]);
+    assert_eq!(
+        load(&f64_weight).unwrap_err().to_string(),
+        "`w` has element type DOUBLE; Strider computes in float32 only"
+    );
+    let int_input =
+        model(13, vec![relu("a", "x", "y")], vec![], vec![value_info("x", &fixed(&[2]), data_type::INT64)], &["y"]);
+    assert_eq!(
+        load(&int_input).unwrap_err().to_string(),
+        "`x` has element type INT64; Strider computes in float32 only"
+    );
+    let dynamic_shape =
+        model(13, vec![relu("a", "x", "s"), node("r", "Reshape", &["x", "s"], &["y"], vec![])], vec![], x(), &["y"]);
     assert_eq!(
         load(&dynamic_shape).unwrap_err().to_string(),
         "node `r` (Reshape): input `shape` (`s`) must be a constant (an initializer or a Constant node)"
     );
     let old = model(5, vec![relu("a", "x", "y")], vec![], x(), &["y"]);
     assert!(load(&old).unwrap_err().to_string().ends_with("it uses opset 5; Strider reads opset 6 and newer"));
-    let bad_attribute = model(13, vec![node("c", "Concat", &["x", "x"], &["y"], vec![int("axis", 0), int("bogus", 1)])], vec![], x(), &["y"]);
-    assert!(load(&bad_attribute).unwrap_err().to_string().starts_with("node `c` (Concat): attributes: unknown field `bogus`"));
+    let bad_attribute = model(
+        13,
+        vec![node("c", "Concat", &["x", "x"], &["y"], vec![int("axis", 0), int("bogus", 1)])],
+        vec![],
+        x(),
+        &["y"],
+    );
+    assert!(
+        load(&bad_attribute)
+            .unwrap_err()
+            .to_string()
+            .starts_with("node `c` (Concat): attributes: unknown field `bogus`")
+    );
 }
 
 /// The bad files of `examples/invalid/`, each with what makes it bad.
@@ -332,7 +477,10 @@ fn invalid_examples() -> Vec<(&'static str, Vec<u8>)> {
         ("onnx_truncated.onnx", good[..good.len() - 7].to_vec()),
         ("onnx_not_a_model.onnx", b"(name: \"a RON model saved with the wrong extension\")\n".to_vec()),
         ("onnx_cycle.onnx", encode(&model(13, vec![relu("a", "z", "y"), relu("b", "y", "z")], vec![], x(), &["z"]))),
-        ("onnx_output_defined_twice.onnx", encode(&model(13, vec![relu("a", "x", "y"), relu("b", "x", "y")], vec![], x(), &["y"]))),
+        (
+            "onnx_output_defined_twice.onnx",
+            encode(&model(13, vec![relu("a", "x", "y"), relu("b", "x", "y")], vec![], x(), &["y"])),
+        ),
         (
             "onnx_raw_data_length.onnx",
             encode(&model(13, vec![node("add", "Add", &["x", "w"], &["y"], vec![])], vec![short_raw], x(), &["y"])),
@@ -344,7 +492,11 @@ fn invalid_examples() -> Vec<(&'static str, Vec<u8>)> {
             "onnx_unsupported_ops.onnx",
             encode(&model(
                 13,
-                vec![node("shape", "Shape", &["x"], &["s"], vec![]), node("g1", "Gather", &["s", "s"], &["t"], vec![]), node("g2", "Gather", &["x", "t"], &["y"], vec![])],
+                vec![
+                    node("shape", "Shape", &["x"], &["s"], vec![]),
+                    node("g1", "Gather", &["s", "s"], &["t"], vec![]),
+                    node("g2", "Gather", &["x", "t"], &["y"], vec![]),
+                ],
                 vec![],
                 x(),
                 &["y"],
@@ -361,7 +513,8 @@ fn invalid_examples_are_current() {
         if std::env::var_os("STRIDER_WRITE_EXAMPLES").is_some() {
             std::fs::write(&path, &bytes).unwrap();
         }
-        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e} (STRIDER_WRITE_EXAMPLES=1 writes it)"));
+        let on_disk =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e} (STRIDER_WRITE_EXAMPLES=1 writes it)"));
         assert!(on_disk == bytes, "{name} differs from what this test builds (STRIDER_WRITE_EXAMPLES=1 rewrites it)");
         assert!(import::load(&path, &ImportOptions::default()).is_err(), "{name} loads");
     }

@@ -435,8 +435,15 @@ fn main() -> ExitCode {
         Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, threads } => {
             model.load().and_then(|g| {
                 let tolerance = strider_check::Tolerance { atol, rtol };
-                let options =
-                    commands::run::RunOptions { inputs, out, out_format, expect, tolerance, seed, threads: threads.threads };
+                let options = commands::run::RunOptions {
+                    inputs,
+                    out,
+                    out_format,
+                    expect,
+                    tolerance,
+                    seed,
+                    threads: threads.threads,
+                };
                 commands::run::run(&g, &options)
             })
         }

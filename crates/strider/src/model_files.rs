@@ -89,8 +89,8 @@ pub fn read_tensor(path: &Path, shape: &[usize], what: &str) -> miette::Result<A
 /// The name stored in a `.pb` tensor file (ONNX test data names the value it holds).
 pub fn stored_name(path: &Path) -> miette::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
-    let name = strider_onnx::tensor::name_of(&bytes)
-        .map_err(|e| miette!("{} is not a TensorProto: {e}", path.display()))?;
+    let name =
+        strider_onnx::tensor::name_of(&bytes).map_err(|e| miette!("{} is not a TensorProto: {e}", path.display()))?;
     if name.is_empty() {
         return Err(miette!("{} stores no tensor name; give it as NAME={}", path.display(), path.display()));
     }
