@@ -12,7 +12,7 @@ use strider::interp::{self, feeds, fold::fold_constants};
 use strider::ir::format::{self, ModelFile};
 use strider::ir::{Graph, Limits};
 use strider::onnx::{Error, ExportOptions, ImportOptions, export, import};
-use strider::rewrite::cost::Flops;
+use strider::rewrite::cost::{Flops, Target};
 use strider::rewrite::{Lowering, RunLimits, Strategy, extract_graph, saturate};
 
 /// Export, encode, decode, import: what a file on disk gives back.
@@ -105,6 +105,28 @@ fn every_lowering_exports_to_standard_onnx_with_the_same_outputs() {
             let folded = fold_constants(&low, &Limits::default()).unwrap();
             assert_close(&what, &want, &interp::run(&through_onnx(&folded), &inputs).unwrap());
         }
+    }
+}
+
+#[test]
+fn every_example_optimized_for_the_npu_exports_without_lowering_ops() {
+    let target = Target::from_ron(&std::fs::read_to_string("examples/targets/npu.ron").unwrap()).unwrap();
+    for entry in std::fs::read_dir("examples/models").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let graph = format::load(&path, &Limits::default()).unwrap();
+        let saturated = saturate(&graph, &Strategy::Auto.rules(), &RunLimits::default());
+        let (npu, _) = extract_graph(&saturated, &graph, &target, &Limits::default(), None).unwrap();
+        // Unfolded: the export folds the weight rearrangements itself.
+        let onnx = export::export(&npu, &ExportOptions::default()).unwrap();
+        let ops: Vec<&str> = onnx.graph.as_ref().unwrap().node.iter().map(|n| n.op_type()).collect();
+        assert!(!ops.contains(&"ConvTranspose") && !ops.contains(&"ZeroInsert"), "{}: {ops:?}", path.display());
+        let back = import::import(&onnx, Path::new("."), &ImportOptions::default()).unwrap();
+        let inputs = seeded(&graph, 6);
+        let what = path.display().to_string();
+        assert_close(&what, &interp::run(&graph, &inputs).unwrap(), &interp::run(&back, &inputs).unwrap());
     }
 }
 
