@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use prost::Message;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use strider_ir::format::DataSpec;
 use strider_ir::op::{
     CoordinateTransform, NearestMode, PadAttrs, PadMode, ReshapeAttrs, ResizeMode, SliceAttrs, TransposeAttrs,
@@ -19,8 +19,12 @@ use strider_ir::op::{
 use strider_ir::{Graph, GraphBuilder, Limits, Op, Shape};
 
 use crate::error::{Error, Result, UnsupportedOp};
-use crate::proto::{AttributeProto, AttributeType, ModelProto, NodeProto, TensorProto, ValueInfoProto, data_type};
+use crate::proto::{ModelProto, NodeProto, TensorProto, ValueInfoProto, data_type};
 use crate::tensor::{self, TensorSource};
+
+mod attributes;
+
+use attributes::{Taken, attributes, op_from};
 
 /// Oldest default-domain opset read.
 pub const MIN_OPSET: i64 = 6;
@@ -60,10 +64,6 @@ const TRANSLATED: &[&str] = &[
     "Squeeze",
     "Unsqueeze",
 ];
-
-/// Attributes of older opsets that carry no meaning for inference (`consumed_inputs` before opset 6,
-/// the legacy `broadcast` flag of opset-6 arithmetic, whose numpy-style reading is Strider's).
-const IGNORED: &[&str] = &["consumed_inputs", "broadcast"];
 
 /// How to import.
 #[derive(Clone, Debug, Default)]
@@ -319,131 +319,6 @@ fn unsupported(nodes: &[NodeProto]) -> Result<()> {
         }
     }
     if found.is_empty() { Ok(()) } else { Err(Error::Unsupported(found)) }
-}
-
-/// Which attribute field is in use (files older than IR 2 have no `type`).
-fn kind(a: &AttributeProto) -> AttributeType {
-    match a.r#type() {
-        AttributeType::Undefined if a.f.is_some() => AttributeType::Float,
-        AttributeType::Undefined if a.i.is_some() => AttributeType::Int,
-        AttributeType::Undefined if a.s.is_some() => AttributeType::String,
-        AttributeType::Undefined if a.t.is_some() => AttributeType::Tensor,
-        AttributeType::Undefined if !a.floats.is_empty() => AttributeType::Floats,
-        AttributeType::Undefined if !a.ints.is_empty() => AttributeType::Ints,
-        other => other,
-    }
-}
-
-/// A node's scalar and list attributes as JSON, the form Strider's ops deserialize from.
-fn attributes(node: &NodeProto, name: &str) -> Result<Map<String, Json>> {
-    let mut map = Map::new();
-    for a in node.attribute.iter().filter(|a| !IGNORED.contains(&a.name()) && !a.name().is_empty()) {
-        let float = |f: f32| serde_json::Number::from_f64(f64::from(f)).map_or(Json::Null, Json::Number);
-        let value = match kind(a) {
-            AttributeType::Float => float(a.f()),
-            AttributeType::Int => Json::from(a.i()),
-            AttributeType::String => Json::from(String::from_utf8_lossy(a.s()).into_owned()),
-            AttributeType::Floats => Json::Array(a.floats.iter().map(|&f| float(f)).collect()),
-            AttributeType::Ints => Json::Array(a.ints.iter().map(|&i| Json::from(i)).collect()),
-            // Only Constant reads a tensor attribute, from the node itself.
-            AttributeType::Tensor if node.op_type() == "Constant" => continue,
-            other => {
-                return Err(Error::node(
-                    name,
-                    node.op_type(),
-                    format!("attribute `{}` is of type {other:?}, which Strider does not read", a.name()),
-                ));
-            }
-        };
-        map.insert(a.name().to_string(), value);
-    }
-    Ok(map)
-}
-
-/// The Strider op of this name from JSON attributes, through the op's serde form.
-fn op_from(op_type: &str, attrs: Map<String, Json>, node: &str) -> Result<Op> {
-    if let Ok(op) = serde_json::from_value::<Op>(Json::String(op_type.to_string())) {
-        return match attrs.keys().next() {
-            Some(extra) => Err(Error::node(node, op_type, format!("attribute `{extra}` is not supported"))),
-            None => Ok(op),
-        };
-    }
-    let mut wrapped = Map::new();
-    wrapped.insert(op_type.to_string(), Json::Object(attrs));
-    serde_json::from_value(Json::Object(wrapped)).map_err(|e| Error::node(node, op_type, format!("attributes: {e}")))
-}
-
-/// Attributes a translation reads itself: removed from the map as they are read.
-struct Taken<'m> {
-    map: &'m mut Map<String, Json>,
-    node: &'m str,
-    op_type: &'m str,
-}
-
-impl Taken<'_> {
-    fn error(&self, problem: String) -> Error {
-        Error::node(self.node, self.op_type, problem)
-    }
-    fn int(&mut self, key: &str) -> Result<Option<i64>> {
-        match self.map.remove(key) {
-            None => Ok(None),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| self.error(format!("attribute `{key}` must be an integer"))),
-        }
-    }
-    fn ints(&mut self, key: &str) -> Result<Option<Vec<i64>>> {
-        match self.map.remove(key) {
-            None => Ok(None),
-            Some(Json::Array(items)) => items
-                .iter()
-                .map(|v| v.as_i64().ok_or_else(|| self.error(format!("attribute `{key}` must be integers"))))
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some(_) => Err(self.error(format!("attribute `{key}` must be a list of integers"))),
-        }
-    }
-    fn floats(&mut self, key: &str) -> Result<Option<Vec<f32>>> {
-        match self.map.remove(key) {
-            None => Ok(None),
-            Some(Json::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_f64().map(|f| f as f32).ok_or_else(|| self.error(format!("attribute `{key}` must be floats")))
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some(_) => Err(self.error(format!("attribute `{key}` must be a list of floats"))),
-        }
-    }
-    fn float(&mut self, key: &str) -> Result<Option<f32>> {
-        match self.map.remove(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(|f| Some(f as f32))
-                .ok_or_else(|| self.error(format!("attribute `{key}` must be a float"))),
-        }
-    }
-    fn string(&mut self, key: &str) -> Result<Option<String>> {
-        match self.map.remove(key) {
-            None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s)),
-            Some(_) => Err(self.error(format!("attribute `{key}` must be a string"))),
-        }
-    }
-    /// An attribute that must hold `allowed` (its only supported value) when present.
-    fn only(&mut self, key: &str, allowed: i64, why: &str) -> Result<()> {
-        match self.int(key)? {
-            Some(v) if v != allowed => Err(self.error(format!("attribute `{key}` = {v}: {why}"))),
-            _ => Ok(()),
-        }
-    }
-    /// Fails on attributes nobody read.
-    fn done(self) -> Result<()> {
-        match self.map.keys().next() {
-            Some(extra) => Err(self.error(format!("attribute `{extra}` is not supported"))),
-            None => Ok(()),
-        }
-    }
 }
 
 impl<'a> Importer<'a> {
