@@ -31,8 +31,8 @@ enum Command {
     Run {
         #[command(flatten)]
         model: ModelArgs,
-        /// Feed a graph input from a float32 .npy or TensorProto .pb file (repeatable); a .pb file
-        /// alone feeds the input its stored name names.
+        /// Feed a graph input from a float32 .npy or TensorProto .pb file (repeatable); a lone .pb file
+        /// feeds the input named inside it.
         #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
         /// Write each graph output to DIR/<output name>.npy (or .pb, see --out-format).
@@ -112,8 +112,8 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
-        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        /// Feed a graph input from a float32 .npy or .pb file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
@@ -237,8 +237,8 @@ enum Command {
     Check {
         #[command(flatten)]
         model: ModelArgs,
-        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        /// Feed a graph input from a float32 .npy or .pb file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
