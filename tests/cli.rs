@@ -85,7 +85,11 @@ fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
     assert!(stderr(&unknown).contains("input `nope`: the graph has no input of this name"), "{}", stderr(&unknown));
     let malformed = strider(&["run", "examples/models/textbook.ron", "--input", "x"]);
     assert_eq!(malformed.status.code(), Some(1));
-    assert!(stderr(&malformed).contains("--input expects NAME=FILE.npy, found `x`"));
+    assert!(
+        stderr(&malformed).contains("--input expects NAME=FILE (.npy or .pb) or a .pb file, found `x`"),
+        "{}",
+        stderr(&malformed)
+    );
     let missing = strider(&["run", "examples/models/textbook.ron", "--input", "x=missing.npy"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("cannot open missing.npy"), "{}", stderr(&missing));

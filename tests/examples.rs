@@ -98,6 +98,20 @@ fn every_invalid_example_fails_with_its_documented_message() {
 }
 
 #[test]
+fn every_invalid_onnx_example_fails_with_a_clear_error() {
+    settings().bind(|| {
+        insta::glob!("../examples/invalid", "*.onnx", |path| {
+            let out = strider(&["info", &relative(path)]);
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains(&relative(path)), "the report names the file:\n{stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            insta::assert_snapshot!("error", stderr);
+        });
+    });
+}
+
+#[test]
 fn every_example_explores_deterministically() {
     settings().bind(|| {
         insta::glob!("../examples/models", "*.ron", |path| {

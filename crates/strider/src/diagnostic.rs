@@ -71,3 +71,33 @@ pub fn load_model(path: &Path, limits: &Limits) -> miette::Result<Graph> {
     let base = path.parent().unwrap_or(Path::new("."));
     format::parse(&text, base, limits).map_err(|e| locate(path, &text, e))
 }
+
+/// An ONNX problem, with the file it is about and a hint where one helps.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+pub struct OnnxDiagnostic {
+    message: String,
+    #[help]
+    help: Option<String>,
+}
+
+/// Turns an ONNX import or export error about `path` into a report.
+pub fn onnx(path: &Path, err: strider_onnx::Error) -> miette::Report {
+    use strider_onnx::Error as E;
+    let help = match &err {
+        E::Unsupported(_) => Some("README.md lists the ONNX ops Strider imports (section ONNX)".to_string()),
+        E::Decode { .. } | E::NotAModel { .. } => {
+            Some("the file may be truncated or not an ONNX model; `python -m onnx.checker` tells more".to_string())
+        }
+        E::Graph(Error::TooLarge { .. }) => {
+            Some("raise the limit with --max-elements if this size is intended".to_string())
+        }
+        _ => None,
+    };
+    // Errors that already name their file are not prefixed again.
+    let message = match &err {
+        E::Io { .. } | E::Decode { .. } | E::NotAModel { .. } => err.to_string(),
+        _ => format!("{}: {err}", path.display()),
+    };
+    miette::Report::new(OnnxDiagnostic { message, help })
+}

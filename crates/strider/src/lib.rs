@@ -4,7 +4,8 @@
 //! - [`ir`]: the graph IR, ops with ONNX semantics, shape inference and the RON model format;
 //! - [`interp`]: the reference interpreter;
 //! - [`rewrite`]: the e-graph rewrite engine, cost models and extraction;
-//! - [`check`]: cross-checks of every lowering against the original.
+//! - [`check`]: cross-checks of every lowering against the original;
+//! - [`onnx`]: ONNX import and export, and `TensorProto` files.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -22,4 +23,5 @@
 pub use strider_check as check;
 pub use strider_interp as interp;
 pub use strider_ir as ir;
+pub use strider_onnx as onnx;
 pub use strider_rewrite as rewrite;

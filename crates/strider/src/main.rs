@@ -2,6 +2,7 @@
 
 mod commands;
 mod diagnostic;
+mod model_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +13,8 @@ use strider_rewrite::{RunLimits, Strategy};
 
 /// Strider: an optimizer for operator graphs built around transposed convolution.
 ///
-/// Models are RON files (the format is described in README.md). Every command loads the model, checks it and infers every
-/// shape first; a problem is reported with its file, line and column.
+/// Models are RON files (the format is described in README.md) or ONNX files (`.onnx`). Every command loads the model,
+/// checks it and infers every shape first; a problem in a RON file is reported with its line and column.
 #[derive(Parser)]
 #[command(name = "strider", version, propagate_version = true)]
 struct Cli {
@@ -30,17 +31,44 @@ enum Command {
     Run {
         #[command(flatten)]
         model: ModelArgs,
-        /// Feed a graph input from a float32 .npy file (repeatable).
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        /// Feed a graph input from a float32 .npy or TensorProto .pb file (repeatable); a lone .pb file
+        /// feeds the input named inside it.
+        #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
-        /// Write each graph output to DIR/<output name>.npy.
+        /// Write each graph output to DIR/<output name>.npy (or .pb, see --out-format).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// File format of the outputs written with --out.
+        #[arg(long, value_enum, default_value = "npy", requires = "out")]
+        out_format: commands::run::OutFormat,
+        /// Compare an output with a reference .npy or .pb file (repeatable); exit 1 when any element
+        /// differs by more than atol + rtol·|reference|. A .pb file alone names its output itself.
+        #[arg(long = "expect", value_name = "NAME=FILE|FILE.pb")]
+        expect: Vec<String>,
+        /// Absolute tolerance of --expect.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().atol)]
+        atol: f32,
+        /// Relative tolerance of --expect.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol)]
+        rtol: f32,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[command(flatten)]
         threads: ThreadArgs,
+    },
+    /// Convert a model between RON and ONNX (by the output's extension).
+    ///
+    /// Weights go to OUT.weights/*.npy beside a RON file (inline when 16 elements or fewer). ONNX
+    /// output is standard ONNX at --opset; lowering ops are written as standard ops.
+    Convert {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The converted model (.ron or .onnx).
+        #[arg(short, long, value_name = "OUT.ron|OUT.onnx")]
+        output: PathBuf,
+        #[command(flatten)]
+        export: ExportArgs,
     },
     /// Time the model and its lowerings, prepared once and run interleaved.
     ///
@@ -84,8 +112,8 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
-        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        /// Feed a graph input from a float32 .npy or .pb file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
@@ -122,11 +150,14 @@ enum Command {
         /// a target profile.
         #[arg(long)]
         fold_constants: bool,
-        /// Write the optimized model here (large computed weights go to OUT.weights/*.npy).
-        #[arg(short, long, value_name = "OUT.ron")]
+        /// Write the optimized model here: RON (large computed weights go to OUT.weights/*.npy) or,
+        /// with the .onnx extension, ONNX.
+        #[arg(short, long, value_name = "OUT.ron|OUT.onnx")]
         output: Option<PathBuf>,
         #[command(flatten)]
         tuning: TuningArgs,
+        #[command(flatten)]
+        export: ExportArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -157,7 +188,7 @@ enum Command {
     /// attributes, shapes, threads and machine), where `optimize --tuning-db` and `explore
     /// --tuning-db` find it for any model with the same node.
     Tune {
-        /// Models (.ron).
+        /// Models (.ron or .onnx).
         #[arg(required = true)]
         models: Vec<PathBuf>,
         /// Refuse any tensor with more elements than this.
@@ -206,8 +237,8 @@ enum Command {
     Check {
         #[command(flatten)]
         model: ModelArgs,
-        /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
-        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        /// Feed a graph input from a float32 .npy or .pb file (repeatable); others are seeded.
+        #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
@@ -241,7 +272,7 @@ enum Command {
     /// size or kernel size (see examples/sweeps/) — every lowering's FLOPs, bytes, interpreter time
     /// and error, charted against the layer or swept value.
     Study {
-        /// A model (.ron) or a sweep file (.ron with a `vary` field).
+        /// A model (.ron or .onnx) or a sweep file (.ron with a `vary` field).
         input: PathBuf,
         /// Directory for report.md, report.json, flops.svg, bytes.svg and time.svg.
         #[arg(long, default_value = "study", value_name = "DIR")]
@@ -359,11 +390,14 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// The model file (.ron).
+    /// The model file (.ron or .onnx).
     model: PathBuf,
     /// Refuse any tensor with more elements than this.
     #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_MAX_ELEMENTS)]
     max_elements: usize,
+    /// Shape of an ONNX graph input, binding its dynamic dimensions (repeatable).
+    #[arg(long = "shape", value_name = "NAME=D0,D1,…", value_parser = parse_shape)]
+    shapes: Vec<(String, Vec<usize>)>,
 }
 
 impl ModelArgs {
@@ -372,7 +406,33 @@ impl ModelArgs {
     }
 
     fn load(&self) -> miette::Result<strider_ir::Graph> {
-        diagnostic::load_model(&self.model, &self.limits())
+        model_files::load(&self.model, &self.limits(), &self.shapes.iter().cloned().collect())
+    }
+}
+
+fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = s.split_once('=').ok_or_else(|| format!("expected NAME=D0,D1,…, found `{s}`"))?;
+    let dims = dims
+        .split(',')
+        .map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{d}` in `{s}` is not a size")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), dims))
+}
+
+/// How ONNX files are written.
+#[derive(Args)]
+struct ExportArgs {
+    /// ONNX opset to write (13 to 22).
+    #[arg(long, default_value_t = strider_onnx::ExportOptions::default().opset)]
+    opset: i64,
+    /// Largest dense matrix (elements) a sparse-matmul lowering may be written as in ONNX.
+    #[arg(long, value_name = "N", default_value_t = strider_onnx::ExportOptions::default().max_dense_elements)]
+    max_dense_elements: usize,
+}
+
+impl ExportArgs {
+    fn options(&self, limits: Limits) -> strider_onnx::ExportOptions {
+        strider_onnx::ExportOptions { opset: self.opset, max_dense_elements: self.max_dense_elements, limits }
     }
 }
 
@@ -381,9 +441,27 @@ fn main() -> ExitCode {
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, seed, threads } => model.load().and_then(|g| {
-            commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed, threads: threads.threads })
-        }),
+        Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, threads } => {
+            model.load().and_then(|g| {
+                let tolerance = strider_check::Tolerance { atol, rtol };
+                let options = commands::run::RunOptions {
+                    inputs,
+                    out,
+                    out_format,
+                    expect,
+                    tolerance,
+                    seed,
+                    threads: threads.threads,
+                };
+                commands::run::run(&g, &options)
+            })
+        }
+        Command::Convert { model, output, export } => (|| {
+            let graph = model.load()?;
+            model_files::save(&graph, &output, &export.options(model.limits()))?;
+            println!("model `{}`: {} nodes, written to {}", graph.name(), graph.nodes().count(), output.display());
+            Ok(())
+        })(),
         Command::Bench {
             model,
             strategies,
@@ -429,7 +507,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Command::Optimize { model, cost, strategy, fold_constants, output, tuning, saturation } => (|| {
+        Command::Optimize { model, cost, strategy, fold_constants, output, tuning, export, saturation } => (|| {
             let graph = model.load()?;
             let run_limits = saturation.limits()?;
             let mut cost = commands::optimize::CostChoice::parse(&cost)?;
@@ -438,7 +516,9 @@ fn main() -> ExitCode {
                 print!("{report}");
                 cost = measured;
             }
-            let opts = commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output };
+            let export = export.options(model.limits());
+            let opts =
+                commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output, export };
             let report = commands::optimize::optimize(&graph, &opts, &model.limits())?;
             print!("{report}");
             Ok(())
@@ -469,7 +549,7 @@ fn main() -> ExitCode {
             let prior = commands::optimize::cpu_profile()?;
             let mut reports = Vec::new();
             for path in &models {
-                let graph = diagnostic::load_model(path, &Limits { max_elements })?;
+                let graph = model_files::load(path, &Limits { max_elements }, &Default::default())?;
                 let (_, nodes) = commands::tune::fill(&graph, db, &opts, &prior)?;
                 if !json {
                     print!("{}", commands::tune::render(graph.name(), &nodes));

@@ -5,15 +5,34 @@ use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use ndarray::ArrayD;
+use strider_check::Tolerance;
+use strider_check::compare::compare;
 use strider_interp::{Plan, PlanOptions, feeds};
 use strider_ir::Graph;
 
+use crate::model_files::{self, read_tensor, stored_name};
+
+/// File format of outputs written with `--out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// numpy `.npy`.
+    Npy,
+    /// ONNX `TensorProto` (`.pb`), named after the output.
+    Pb,
+}
+
 /// Options of `strider run`.
 pub struct RunOptions {
-    /// `NAME=FILE.npy` pairs.
+    /// `NAME=FILE` pairs, or `.pb` files naming their input.
     pub inputs: Vec<String>,
     /// Where to write outputs.
     pub out: Option<PathBuf>,
+    /// Format of the written outputs.
+    pub out_format: OutFormat,
+    /// `NAME=FILE` pairs, or `.pb` files naming their output: references to compare with.
+    pub expect: Vec<String>,
+    /// Tolerance of the comparison.
+    pub tolerance: Tolerance,
     /// Seed for inputs not given.
     pub seed: u64,
     /// Threads (0: one per core).
@@ -61,14 +80,30 @@ impl std::fmt::Display for Stats {
     }
 }
 
-/// Reads `--input NAME=FILE.npy` values.
+/// Splits `NAME=FILE`; a lone `.pb` file names its value itself.
+fn name_and_file<'a>(flag: &str, arg: &'a str) -> miette::Result<(String, &'a Path)> {
+    match arg.split_once('=') {
+        Some((name, file)) => Ok((name.to_string(), Path::new(file))),
+        None if model_files::is_tensor_proto(Path::new(arg)) => Ok((stored_name(Path::new(arg))?, Path::new(arg))),
+        None => Err(miette!("{flag} expects NAME=FILE (.npy or .pb) or a .pb file, found `{arg}`")),
+    }
+}
+
+/// Reads `--input NAME=FILE` values (`.npy` or `.pb`), each checked against its graph input's shape.
 pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
     let mut given = HashMap::new();
     for pair in pairs {
-        let (name, file) =
-            pair.split_once('=').ok_or_else(|| miette!("--input expects NAME=FILE.npy, found `{pair}`"))?;
-        let data = feeds::read_input(graph, name, Path::new(file)).into_diagnostic()?;
-        given.insert(name.to_string(), data);
+        let (name, file) = name_and_file("--input", pair)?;
+        let data = if model_files::is_tensor_proto(file) {
+            let id = graph
+                .value_id(&name)
+                .filter(|v| graph.inputs().contains(v))
+                .ok_or_else(|| miette!("input `{name}`: the graph has no input of this name"))?;
+            read_tensor(file, graph.shape(id).dims(), &format!("input `{name}`"))?
+        } else {
+            feeds::read_input(graph, &name, file).into_diagnostic()?
+        };
+        given.insert(name, data);
     }
     Ok(given)
 }
@@ -92,15 +127,55 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<()> {
     if let Some(dir) = &opts.out {
         std::fs::create_dir_all(dir).into_diagnostic().wrap_err_with(|| format!("cannot create {}", dir.display()))?;
     }
+    let extension = match opts.out_format {
+        OutFormat::Npy => "npy",
+        OutFormat::Pb => "pb",
+    };
     for (name, data) in &outputs {
         println!("output {name} {:?}: {}", data.shape(), Stats::of(data));
         if let Some(dir) = &opts.out {
-            let path = dir.join(format!("{}.npy", name.replace(['/', '\\'], "_")));
-            ndarray_npy::write_npy(&path, data)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            let path = dir.join(format!("{}.{extension}", name.replace(['/', '\\'], "_")));
+            model_files::write_tensor(&path, name, data)?;
             println!("       written to {}", path.display());
         }
     }
-    Ok(())
+    check_expected(&outputs, &opts.expect, opts.tolerance)
+}
+
+/// Compares outputs with `--expect` references; an error when any is off.
+fn check_expected(outputs: &[(String, ArrayD<f32>)], expect: &[String], tolerance: Tolerance) -> miette::Result<()> {
+    let mut failed = Vec::new();
+    for pair in expect {
+        let (name, file) = name_and_file("--expect", pair)?;
+        let (_, got) = outputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| miette!("--expect {name}: the graph has no output of this name"))?;
+        let want = read_tensor(file, got.shape(), &format!("expected `{name}`"))?;
+        let c = compare(&name, &want, got, tolerance);
+        let verdict = if c.pass { "matches" } else { "MISMATCH" };
+        println!(
+            "expect {name}: {verdict} {} (max abs {:.3e}, max rel {:.3e}, {} elements off; worst at {:?}: want {}, got {})",
+            file.display(),
+            c.max_abs,
+            c.max_rel,
+            c.mismatched,
+            c.worst_index,
+            c.want,
+            c.got
+        );
+        if !c.pass {
+            failed.push(name);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(miette!(
+            "outputs {} differ from the expected values beyond atol {} + rtol {}",
+            failed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            tolerance.atol,
+            tolerance.rtol
+        ))
+    }
 }

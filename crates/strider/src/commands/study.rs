@@ -32,7 +32,11 @@ pub struct StudyArgs<'a> {
 /// Studies `path` (a model, or a sweep file when it has a `vary` field) and writes the report to `out`
 /// (only once everything is measured); a spinner on a terminal says what is being measured.
 pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette::Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    let text = if crate::model_files::is_onnx(path) {
+        String::new()
+    } else {
+        std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?
+    };
     let cpu = super::optimize::cpu_profile()?;
     let flops = Flops::default();
     let mut models = vec![
@@ -58,7 +62,7 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
         notes.extend(refused.into_iter().map(|r| format!("left out: {r}")));
         study
     } else {
-        let graph = crate::diagnostic::load_model(path, limits)?;
+        let graph = crate::model_files::load(path, limits, &Default::default())?;
         study_model(&graph, &opts, &mut progress)
     };
     bar.finish_and_clear();
