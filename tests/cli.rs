@@ -184,8 +184,11 @@ fn explore_json_is_machine_readable() {
     let lowerings: Vec<&str> =
         node["variants"].as_array().unwrap().iter().map(|v| v["lowering"].as_str().unwrap()).collect();
     assert_eq!(lowerings, ["direct", "zero-insert", "sparse-matmul", "col2im", "subpixel", "matmul"]);
-    // The NPU cannot run the direct form.
-    assert!(node["variants"][0]["costs"][2].is_null());
+    // Costs and picks are named objects: the NPU cannot run the direct form and picks a lowering.
+    assert_eq!(node["variants"][0]["costs"][2], serde_json::json!({"model": "npu", "cost": null}));
+    let npu = node["picks"].as_array().unwrap().iter().find(|p| p["model"] == "npu").unwrap();
+    assert_ne!(npu["lowering"], "direct");
+    assert!(json["sizes"][0]["nodes"].as_u64().unwrap() > 0 && json["sizes"][0]["classes"].is_u64());
 }
 
 #[test]

@@ -31,10 +31,28 @@ pub struct Variant {
     pub flops: u64,
     /// Bytes of intermediates and constants.
     pub bytes: u64,
-    /// Cost under each model (`None`: unsupported), in the order of the models.
-    pub costs: Vec<Option<f64>>,
+    /// Cost under each model, in the order of the models.
+    pub costs: Vec<ModelCost>,
     /// Why the variant cannot run within the limits (then no model picks it).
     pub excluded: Option<String>,
+}
+
+/// A variant's cost under one model.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelCost {
+    /// The cost model.
+    pub model: String,
+    /// The cost (`None`: the model cannot execute one of its ops).
+    pub cost: Option<f64>,
+}
+
+/// What a cost model picks for a node.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelPick {
+    /// The cost model.
+    pub model: String,
+    /// The form it prices cheapest among those that fit the limits (`None`: it supports none).
+    pub lowering: Option<Form>,
 }
 
 /// Everything explored for one node.
@@ -48,8 +66,8 @@ pub struct NodeReport {
     pub output: Vec<usize>,
     /// The variants the e-graph holds.
     pub variants: Vec<Variant>,
-    /// Per model, the lowering it picks.
-    pub picks: Vec<(String, String)>,
+    /// Per model, the form it picks.
+    pub picks: Vec<ModelPick>,
 }
 
 /// The whole exploration.
@@ -60,7 +78,7 @@ pub struct Exploration {
     /// Names of the cost models, in column order.
     pub models: Vec<String>,
     /// E-graph size per iteration with every rule, on the whole model.
-    pub sizes: Vec<(usize, usize)>,
+    pub sizes: Vec<IterationSize>,
     /// Why saturation stopped.
     pub stop_reason: String,
     /// One report per ConvTranspose or Upsample.
@@ -71,7 +89,7 @@ pub struct Exploration {
 /// `limits` are listed as excluded.
 pub fn explore(graph: &Graph, models: &[NamedModel], run_limits: &RunLimits, limits: &Limits) -> Exploration {
     let whole = saturate(graph, &Strategy::Auto.rules(), run_limits);
-    let sizes = whole.sizes.iter().map(|&IterationSize { nodes, classes }| (nodes, classes)).collect();
+    let sizes = whole.sizes.clone();
     let nodes = graph
         .nodes()
         .filter(|(_, n)| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_)))
@@ -98,7 +116,7 @@ fn describe(form: Form, g: &Graph, models: &[NamedModel], limits: &Limits) -> Va
         bytes += n.outputs.iter().map(|&v| g.value(v).ty.size_bytes() as u64).sum::<u64>();
     }
     bytes += g.initializers().iter().map(|i| 4 * i.data.len() as u64).sum::<u64>();
-    let costs = models.iter().map(|m| price(g, m.model)).collect();
+    let costs = models.iter().map(|m| ModelCost { model: m.name.clone(), cost: price(g, m.model) }).collect();
     let fits = Feasible { inner: &crate::cost::Flops::default(), max_elements: limits.max_elements };
     let excluded = instances(g).iter().find_map(|(_, op)| fits.excess(op));
     Variant { lowering: form, ops, flops, bytes, costs, excluded }
@@ -120,13 +138,13 @@ fn explore_node(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let best = variants
+            let lowering = variants
                 .iter()
                 .filter(|v| v.excluded.is_none())
-                .filter_map(|v| v.costs[i].map(|c| (c, v.lowering)))
+                .filter_map(|v| v.costs[i].cost.map(|c| (c, v.lowering)))
                 .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map_or_else(|| "none (unsupported)".to_string(), |(_, l)| l.to_string());
-            (m.name.clone(), best)
+                .map(|(_, l)| l);
+            ModelPick { model: m.name.clone(), lowering }
         })
         .collect();
     let output = graph.shape(node.outputs[0]).0.clone();

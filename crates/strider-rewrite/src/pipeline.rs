@@ -32,7 +32,7 @@ impl Default for RunLimits {
 }
 
 /// Size of the e-graph after one iteration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct IterationSize {
     /// E-nodes.
     pub nodes: usize,

@@ -142,8 +142,8 @@ enum Command {
         /// or a target profile (e.g. examples/targets/npu.ron).
         #[arg(long, default_value = "cpu", value_name = "cpu|flops|memory|TARGET.ron")]
         cost: String,
-        /// Force one lowering for every ConvTranspose where it is legal: auto, none, zero-insert, col2im,
-        /// subpixel, matmul.
+        /// Force one lowering for every ConvTranspose where it is legal: auto, none, zero-insert,
+        /// sparse-matmul, col2im, subpixel, matmul.
         #[arg(long, default_value = "auto", value_parser = parse_strategy)]
         strategy: Strategy,
         /// Evaluate weight-only subgraphs (flipped kernels, sub-kernels) into constants. Always on with

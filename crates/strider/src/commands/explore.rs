@@ -34,7 +34,7 @@ pub fn render(e: &Exploration) -> String {
     let _ = writeln!(out, "model `{}`: {} ConvTranspose/Upsample nodes", e.model, e.nodes.len());
     let _ = writeln!(out, "e-graph with every rule ({}):", e.stop_reason);
     let _ = writeln!(out, "  iteration  e-nodes  e-classes");
-    for (i, (nodes, classes)) in e.sizes.iter().enumerate() {
+    for (i, strider_rewrite::pipeline::IterationSize { nodes, classes }) in e.sizes.iter().enumerate() {
         let _ = writeln!(out, "  {i:>9}  {nodes:>7}  {classes:>9}");
     }
     for node in &e.nodes {
@@ -47,7 +47,7 @@ pub fn render(e: &Exploration) -> String {
             let ops =
                 v.ops.iter().map(|(k, c)| if *c > 1 { format!("{k}×{c}") } else { k.clone() }).collect::<Vec<_>>();
             let mut row = vec![v.lowering.to_string(), ops.join(" "), si(v.flops as f64), si(v.bytes as f64)];
-            row.extend(v.costs.iter().map(|c| c.map_or("—".to_string(), si)));
+            row.extend(v.costs.iter().map(|c| c.cost.map_or("—".to_string(), si)));
             rows.push(row);
         }
         let widths: Vec<usize> =
@@ -64,7 +64,14 @@ pub fn render(e: &Exploration) -> String {
         for v in node.variants.iter().filter(|v| v.excluded.is_some()) {
             let _ = writeln!(out, "  excluded {}: {}", v.lowering, v.excluded.as_deref().unwrap_or_default());
         }
-        let picks: Vec<String> = node.picks.iter().map(|(m, l)| format!("{m} → {l}")).collect();
+        let picks: Vec<String> = node
+            .picks
+            .iter()
+            .map(|p| match p.lowering {
+                Some(l) => format!("{} → {l}", p.model),
+                None => format!("{} → none (unsupported)", p.model),
+            })
+            .collect();
         let _ = writeln!(out, "  picks: {}", picks.join(", "));
     }
     out
