@@ -170,15 +170,28 @@ pub fn pad(
     };
     if row_len > 0 {
         let last = &maps[rank - 1];
+        // With a constant fill, the last axis is fill, then one contiguous run of the source, then
+        // fill: copied as such rather than element by element through the map.
+        let run = (attrs.mode == PadMode::Constant).then(|| {
+            let start = last.iter().position(Option::is_some).unwrap_or(row_len);
+            let len = last[start..].iter().take_while(|i| i.is_some()).count();
+            (start, len, last.get(start).copied().flatten().unwrap_or(0))
+        });
         out.par_chunks_mut(row_len).enumerate().with_min_len(grain(row_len)).for_each(|(row, dst)| {
             let (mut rest, mut at) = (row, Some(0isize));
             for (a, &d) in lead.iter().enumerate().rev() {
                 at = at.zip(maps[a][rest % d]).map(|(at, i)| at + i as isize * in_strides[a]);
                 rest /= d;
             }
-            match at {
-                None => dst.fill(attrs.value),
-                Some(at) => dst.iter_mut().zip(last).for_each(|(d, i)| {
+            match (at, run) {
+                (None, _) => dst.fill(attrs.value),
+                (Some(at), Some((start, len, from))) => {
+                    dst[..start].fill(attrs.value);
+                    let from = at as usize + from;
+                    dst[start..start + len].copy_from_slice(&data[from..from + len]);
+                    dst[start + len..].fill(attrs.value);
+                }
+                (Some(at), None) => dst.iter_mut().zip(last).for_each(|(d, i)| {
                     *d = i.map_or(attrs.value, |i| data[at as usize + i]);
                 }),
             }
