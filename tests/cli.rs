@@ -73,7 +73,7 @@ fn seeded_inputs_are_value_stable_and_announced() {
 fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
     let wrong_shape =
         strider(&["run", "examples/models/unet_decoder.ron", "--input", "x=examples/models/textbook_x.npy"]);
-    assert_eq!(wrong_shape.status.code(), Some(1));
+    assert_eq!(wrong_shape.status.code(), Some(3));
     assert!(
         stderr(&wrong_shape)
             .contains("input `x`: examples/models/textbook_x.npy has shape [1, 1, 2, 2], expected [1, 128, 16, 16]"),
@@ -81,20 +81,24 @@ fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
         stderr(&wrong_shape)
     );
     let unknown = strider(&["run", "examples/models/textbook.ron", "--input", "nope=examples/models/textbook_x.npy"]);
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("input `nope`: the graph has no input of this name"), "{}", stderr(&unknown));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("input `nope`: the graph has no input of this name (its inputs: x)"),
+        "{}",
+        stderr(&unknown)
+    );
     let malformed = strider(&["run", "examples/models/textbook.ron", "--input", "x"]);
-    assert_eq!(malformed.status.code(), Some(1));
-    assert!(stderr(&malformed).contains("--input expects NAME=FILE.npy, found `x`"));
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(stderr(&malformed).contains("expected NAME=FILE.npy, found `x`"), "{}", stderr(&malformed));
     let missing = strider(&["run", "examples/models/textbook.ron", "--input", "x=missing.npy"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3));
     assert!(stderr(&missing).contains("cannot open missing.npy"), "{}", stderr(&missing));
 }
 
 #[test]
 fn missing_model_file_and_bad_usage() {
     let out = strider(&["info", "no/such/model.ron"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("cannot read no/such/model.ron"), "{}", stderr(&out));
     let usage = strider(&["run"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -104,7 +108,7 @@ fn missing_model_file_and_bad_usage() {
 #[test]
 fn element_limit_is_configurable() {
     let out = strider(&["run", "examples/models/dcgan_generator.ron", "--max-elements", "10000"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("`w1` would have shape [100, 512, 4, 4] (819200 elements), over the limit of 10000"),
         "{}",
@@ -131,7 +135,7 @@ fn no_panics_on_garbage() {
         std::fs::write(&path, text).unwrap();
         let out = strider(&["run", path.to_str().unwrap()]);
         assert!(!stderr(&out).contains("panicked"), "{text:?}: {}", stderr(&out));
-        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{text:?}");
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(3), "{text:?}");
     }
 }
 
@@ -163,7 +167,7 @@ fn explore_matrix_shows_the_textbook_convolution_matrix() {
     assert!(market.starts_with("%%MatrixMarket matrix coordinate real general"), "{market}");
     assert!(market.contains("\n4 9 16\n"), "{market}");
     let wrong = strider(&["explore", "examples/models/unet_decoder.ron", "--matrix", "cat"]);
-    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(wrong.status.code(), Some(2));
     assert!(stderr(&wrong).contains("node `cat` is a Concat, not a ConvTranspose"), "{}", stderr(&wrong));
 }
 

@@ -13,11 +13,13 @@ use std::time::Instant;
 
 use ndarray::ArrayD;
 use serde::Serialize;
-use strider_interp::fold::fold_constants;
+use strider_interp::fold::{FoldError, fold_constants};
 use strider_interp::{Outputs, Plan, PlanOptions, feeds};
 use strider_ir::{Graph, Limits, Node, Op};
+use strider_rewrite::convert::ConvertError;
 use strider_rewrite::cost::{Avoiding, CostModel, Flops};
 use strider_rewrite::explore::{NamedModel, classify, isolate};
+use strider_rewrite::pipeline::OptimizeError;
 use strider_rewrite::{Lowering, Rule, RunLimits, Strategy, extract_graph, saturate};
 
 pub use compare::{Comparison, Tolerance, compare};
@@ -76,6 +78,8 @@ pub struct Report {
     pub tolerance: Tolerance,
     /// Every comparison.
     pub rows: Vec<Row>,
+    /// Graph inputs and initializers holding NaN or infinities (which the outputs then hold too).
+    pub non_finite: Vec<String>,
 }
 
 impl Report {
@@ -150,12 +154,13 @@ pub fn check(
             done += per_lowering;
             let Some(lowered) = lower_alone(&alone, lowering, opts) else { continue };
             if stored_elements(&lowered) > opts.max_matrix_nnz {
-                rows.push(skipped(&node.name, lowering.name(), Scope::Model, &lowered, opts));
+                rows.push(skipped(&node.name, lowering.name(), Scope::Model, too_many_stored(&lowered, opts)));
                 continue;
             }
             let spliced = splice::splice(graph, node, &lowered, limits);
             rows.push(match spliced {
                 Ok(model) => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
+                Err(e) if e.is_limit() => skipped(&node.name, lowering.name(), Scope::Model, e.to_string()),
                 Err(e) => failed(&node.name, lowering.name(), Scope::Model, e.to_string()),
             });
             if opts.per_node {
@@ -177,20 +182,50 @@ pub fn check(
         for (model, fold) in &opts.models {
             progress(done, total, &format!("optimized for {}", model.name));
             done += 1;
-            let optimized = extract_graph(&saturated, graph, model.model, limits, saturated.deadline)
-                .map_err(|e| e.to_string())
-                .and_then(|(g, _)| if *fold { fold_constants(&g, limits).map_err(|e| e.to_string()) } else { Ok(g) });
+            let optimized = match extract_graph(&saturated, graph, model.model, limits, saturated.deadline) {
+                Ok((g, _)) if *fold => fold_constants(&g, limits).map_err(|e| Refused::from_fold(&e)),
+                Ok((g, _)) => Ok(g),
+                Err(e) => Err(Refused::from_extraction(&e)),
+            };
             rows.push(match optimized {
                 Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
-                    skipped("*", &model.name, Scope::Optimized, &g, opts)
+                    skipped("*", &model.name, Scope::Optimized, too_many_stored(&g, opts))
                 }
                 Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
-                Err(e) => failed("*", &model.name, Scope::Optimized, e),
+                Err(Refused::Limit(why)) => skipped("*", &model.name, Scope::Optimized, why),
+                Err(Refused::Error(e)) => failed("*", &model.name, Scope::Optimized, e),
             });
         }
     }
     progress(total, total, "done");
-    Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows })
+    let non_finite = feeds::non_finite(graph, inputs).iter().map(ToString::to_string).collect();
+    Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows, non_finite })
+}
+
+/// Why a variant could not be built: over a limit (skipped, with the reason) or an error (a failure).
+enum Refused {
+    Limit(String),
+    Error(String),
+}
+
+impl Refused {
+    fn from_ir(e: &strider_ir::Error) -> Refused {
+        if e.is_limit() { Refused::Limit(e.to_string()) } else { Refused::Error(e.to_string()) }
+    }
+
+    fn from_extraction(e: &OptimizeError) -> Refused {
+        match e {
+            OptimizeError::Convert(ConvertError::Invalid(e)) => Refused::from_ir(e),
+            other => Refused::Error(other.to_string()),
+        }
+    }
+
+    fn from_fold(e: &FoldError) -> Refused {
+        match e {
+            FoldError::Graph(e) => Refused::from_ir(e),
+            other => Refused::Error(other.to_string()),
+        }
+    }
 }
 
 /// The node alone, lowered by `lowering` (None where the family does not apply).
@@ -221,13 +256,13 @@ pub(crate) fn stored_elements(graph: &Graph) -> usize {
         .sum()
 }
 
-/// A row for a variant too large to run here.
-fn skipped(node: &str, lowering: &str, scope: Scope, graph: &Graph, opts: &Options) -> Row {
-    let why = format!(
-        "matrix of {} stored elements exceeds --max-matrix-nnz {}",
-        stored_elements(graph),
-        opts.max_matrix_nnz
-    );
+/// Why a variant's explicit matrix is too large to run here.
+fn too_many_stored(graph: &Graph, opts: &Options) -> String {
+    format!("matrix of {} stored elements exceeds --max-matrix-nnz {}", stored_elements(graph), opts.max_matrix_nnz)
+}
+
+/// A row for a variant a limit keeps from running here.
+fn skipped(node: &str, lowering: &str, scope: Scope, why: String) -> Row {
     Row { error: None, skipped: Some(why), ..failed(node, lowering, scope, String::new()) }
 }
 

@@ -222,9 +222,9 @@ pub fn markdown(study: &Study) -> String {
 
 /// Writes `report.md`, `report.json` and one SVG chart per measure (FLOPs, bytes, time) into `dir`.
 pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    strider_ir::output::create_folder(dir).map_err(|e| e.to_string())?;
     let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+        strider_ir::output::replace_text(&dir.join(name), &text, "report").map_err(|e| e.to_string())
     };
     write("report.md", markdown(study))?;
     write("report.json", serde_json::to_string_pretty(study).map_err(|e| e.to_string())?)?;

@@ -10,8 +10,8 @@ use ndarray::ArrayD;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::data::DataSpec;
 use crate::error::{Error, Result};
-use crate::format::DataSpec;
 use crate::op::Op;
 use crate::shape::{Layout, Shape, TensorType};
 

@@ -2,6 +2,7 @@
 
 mod commands;
 mod diagnostic;
+mod exit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use strider_rewrite::{RunLimits, Strategy};
 /// Models are RON files (the format is described in README.md). Every command loads the model, checks it and infers every
 /// shape first; a problem is reported with its file, line and column.
 #[derive(Parser)]
-#[command(name = "strider", version, propagate_version = true)]
+#[command(name = "strider", version, propagate_version = true, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +33,7 @@ enum Command {
         model: ModelArgs,
         /// Feed a graph input from a float32 .npy file (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
-        inputs: Vec<String>,
+        inputs: Vec<commands::run::InputArg>,
         /// Write each graph output to DIR/<output name>.npy.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -68,7 +69,7 @@ enum Command {
         #[arg(long, conflicts_with = "min_time")]
         runs: Option<usize>,
         /// Keep timing rounds for this many seconds (at least 5 runs each).
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
         min_time: f64,
         /// Consecutive runs of a variant per round: 1 alternates strictly (each run starts with the
         /// caches the other variants left), more measure each variant warm; rounds still alternate.
@@ -82,7 +83,7 @@ enum Command {
         json: bool,
         /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
-        inputs: Vec<String>,
+        inputs: Vec<commands::run::InputArg>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -91,7 +92,7 @@ enum Command {
         max_matrix_nnz: usize,
         /// Skip (and say so) variants performing more than this many times the original's FLOPs
         /// (zero insertion at large strides); 0 times every variant.
-        #[arg(long, value_name = "R", default_value_t = 16.0)]
+        #[arg(long, value_name = "R", default_value_t = 16.0, value_parser = parse_ratio)]
         max_flops_ratio: f64,
         #[command(flatten)]
         saturation: SaturationArgs,
@@ -152,21 +153,22 @@ enum Command {
     /// node lowered on the same inputs as the original and compare every output; also the graphs
     /// `optimize` emits for flops, memory and each --target.
     ///
-    /// Exits with 1 when any comparison fails, so it can gate a CI pipeline.
+    /// Exits with 1 when any comparison fails, so it can gate a CI pipeline; a variant refused by a
+    /// limit (--max-elements, --max-matrix-nnz) is shown as skipped with the reason.
     Check {
         #[command(flatten)]
         model: ModelArgs,
         /// Feed a graph input from a float32 .npy file (repeatable); others are seeded.
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
-        inputs: Vec<String>,
+        inputs: Vec<commands::run::InputArg>,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Absolute tolerance: pass when |lowered − original| ≤ atol + rtol·|original|.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().atol)]
+        /// Absolute tolerance (finite, ≥ 0): pass when |lowered − original| ≤ atol + rtol·|original|.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().atol, value_parser = parse_tolerance)]
         atol: f32,
-        /// Relative tolerance.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol)]
+        /// Relative tolerance (finite, ≥ 0).
+        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol, value_parser = parse_tolerance)]
         rtol: f32,
         /// Also check each lowered node alone (on seeded inputs), so a failure points at node and rule.
         #[arg(long)]
@@ -242,16 +244,39 @@ struct SaturationArgs {
     iter_limit: usize,
     /// Time budget in seconds: saturation stops when it is spent, and extraction then keeps its quick
     /// greedy choice instead of refining it.
-    #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64())]
+    #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64(), value_parser = parse_seconds)]
     time_limit: f64,
 }
 
 impl SaturationArgs {
     fn limits(&self) -> miette::Result<RunLimits> {
-        let time = std::time::Duration::try_from_secs_f64(self.time_limit)
-            .map_err(|_| miette::miette!("--time-limit must be a non-negative number of seconds"))?;
+        // `parse_seconds` admitted only durations `Duration` can hold.
+        let time = std::time::Duration::try_from_secs_f64(self.time_limit).map_err(|e| miette::miette!("{e}"))?;
         Ok(RunLimits { nodes: self.node_limit, iterations: self.iter_limit, time })
     }
+}
+
+/// A finite tolerance ≥ 0: a NaN one would pass every comparison, a negative one fail every one.
+fn parse_tolerance(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    strider_check::Tolerance::new(v, 0.0)
+        .map(|t| t.atol)
+        .map_err(|_| format!("expected a finite number ≥ 0, found {v}"))
+}
+
+/// A number of seconds a `Duration` can hold.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    match std::time::Duration::try_from_secs_f64(v) {
+        Ok(_) => Ok(v),
+        Err(_) => Err(format!("expected a finite number of seconds ≥ 0, found {v}")),
+    }
+}
+
+/// A finite ratio ≥ 0.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("expected a finite number ≥ 0, found {v}")) }
 }
 
 /// Reads `--target` profiles.
@@ -260,7 +285,7 @@ fn load_targets(paths: &[PathBuf]) -> miette::Result<Vec<strider_rewrite::cost::
         .iter()
         .map(|t| match commands::optimize::CostChoice::parse(&t.to_string_lossy())? {
             commands::optimize::CostChoice::Target(t) => Ok(*t),
-            _ => Err(miette::miette!("--target expects a target profile file, found `{}`", t.display())),
+            _ => Err(exit::Usage(format!("--target expects a target profile file, found `{}`", t.display())).into()),
         })
         .collect()
 }
@@ -316,11 +341,12 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            commands::run::warn_non_finite(&graph, &feeds);
             let stop = match runs {
                 Some(n) => strider_check::bench::Stop::Runs(n.max(1)),
+                // `parse_seconds` admitted only durations `Duration` can hold.
                 None => strider_check::bench::Stop::MinTime(
-                    std::time::Duration::try_from_secs_f64(min_time)
-                        .map_err(|_| miette::miette!("--min-time must be a non-negative number of seconds"))?,
+                    std::time::Duration::try_from_secs_f64(min_time).map_err(|e| miette::miette!("{e}"))?,
                 ),
             };
             let args = commands::bench::BenchArgs {
@@ -403,7 +429,7 @@ fn main() -> ExitCode {
             if report.pass() {
                 Ok(())
             } else {
-                Err(miette::miette!("some lowerings do not match the original (see above)"))
+                Err(exit::Mismatch("some lowerings do not match the original (see above)".into()).into())
             }
         })(),
         Command::Study { input, out, max_elements, max_matrix_nnz, threads, saturation } => (|| {
@@ -425,7 +451,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::code(&report))
         }
     }
 }

@@ -90,6 +90,9 @@ pub fn render(report: &Report) -> String {
         t.atol,
         t.rtol
     );
+    for found in &report.non_finite {
+        let _ = writeln!(out, "warning: {found}");
+    }
     let _ = writeln!(out);
     let mut rows = vec![
         ["node", "lowering", "scope", "max abs err", "max rel err", "worst element", "FLOPs", "time", "result"]

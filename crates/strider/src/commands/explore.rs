@@ -9,6 +9,8 @@ use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
 
+use crate::exit::Usage;
+
 /// Explores `graph` under flops, memory and each target.
 pub fn run(graph: &Graph, targets: &[Target], limits: &RunLimits) -> Exploration {
     let (flops, memory) = (Flops::default(), Memory);
@@ -70,9 +72,9 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>) -> miett
     let (_, node) = graph
         .nodes()
         .find(|(_, n)| n.name == name)
-        .ok_or_else(|| miette::miette!("no node named `{name}` (see `strider info`)"))?;
+        .ok_or_else(|| Usage(format!("--matrix: no node named `{name}` (see `strider info`)")))?;
     let Op::ConvTranspose(attrs) = &node.op else {
-        return Err(miette::miette!("node `{name}` is a {}, not a ConvTranspose", node.op.name()));
+        return Err(Usage(format!("--matrix: node `{name}` is a {}, not a ConvTranspose", node.op.name())).into());
     };
     let w = graph
         .initializer(node.inputs[1])

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, miette};
 use strider_interp::fold::fold_constants;
-use strider_ir::format::{self, DataSpec};
+use strider_ir::format;
 use strider_ir::{Graph, Limits, Producer};
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::{RunLimits, Strategy, extract_graph, saturate};
@@ -163,7 +163,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
     );
     let _ = writeln!(out, "time: saturation {}, extraction {}", seconds(saturation_time), seconds(extraction_time));
     if let Some(path) = &opts.output {
-        write_model(&optimized, path)?;
+        format::save(&optimized, path).into_diagnostic()?;
         let _ = writeln!(out, "written to {}", path.display());
     }
     Ok(out)
@@ -171,32 +171,4 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
 
 fn seconds(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
-}
-
-/// Initializers larger than this many elements are written to `.npy` files beside the model.
-const INLINE_LIMIT: usize = 16;
-
-/// Writes `graph` to `path`; large computed constants go to `<stem>.weights/<name>.npy`.
-fn write_model(graph: &Graph, path: &Path) -> miette::Result<()> {
-    let mut file = format::to_model_file(graph);
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let stem = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
-    let weights = format!("{stem}.weights");
-    for decl in &mut file.initializers {
-        if let DataSpec::Inline(values) = &decl.data {
-            if values.len() <= INLINE_LIMIT {
-                continue;
-            }
-            std::fs::create_dir_all(dir.join(&weights)).into_diagnostic()?;
-            let relative = format!("{weights}/{}.npy", decl.name.replace(['/', '\\'], "_"));
-            let data = ndarray::ArrayD::from_shape_vec(decl.shape.clone(), values.clone()).into_diagnostic()?;
-            ndarray_npy::write_npy(dir.join(&relative), &data)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot write {relative}"))?;
-            decl.data = DataSpec::Npy(relative);
-        }
-    }
-    std::fs::write(path, format::to_ron(&file))
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", path.display()))
 }

@@ -1,17 +1,41 @@
 //! `strider run`: execute a model in the interpreter and summarize (or save) its outputs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::IntoDiagnostic;
 use ndarray::ArrayD;
 use strider_interp::{Plan, PlanOptions, feeds};
-use strider_ir::Graph;
+use strider_ir::{Graph, output};
+
+use crate::exit::Usage;
+
+/// One `--input NAME=FILE.npy`.
+#[derive(Clone, Debug)]
+pub struct InputArg {
+    /// The graph input it feeds.
+    pub name: String,
+    /// The `.npy` file.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for InputArg {
+    type Err = String;
+
+    fn from_str(pair: &str) -> Result<Self, String> {
+        match pair.split_once('=') {
+            Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+                Ok(InputArg { name: name.to_string(), path: PathBuf::from(file) })
+            }
+            _ => Err(format!("expected NAME=FILE.npy, found `{pair}`")),
+        }
+    }
+}
 
 /// Options of `strider run`.
 pub struct RunOptions {
-    /// `NAME=FILE.npy` pairs.
-    pub inputs: Vec<String>,
+    /// `--input` files.
+    pub inputs: Vec<InputArg>,
     /// Where to write outputs.
     pub out: Option<PathBuf>,
     /// Seed for inputs not given.
@@ -61,16 +85,29 @@ impl std::fmt::Display for Stats {
     }
 }
 
-/// Reads `--input NAME=FILE.npy` values.
-pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
+/// Reads `--input NAME=FILE.npy` values; naming an input the graph lacks is a usage error.
+pub fn given_inputs(graph: &Graph, inputs: &[InputArg]) -> miette::Result<HashMap<String, ArrayD<f32>>> {
     let mut given = HashMap::new();
-    for pair in pairs {
-        let (name, file) =
-            pair.split_once('=').ok_or_else(|| miette!("--input expects NAME=FILE.npy, found `{pair}`"))?;
-        let data = feeds::read_input(graph, name, Path::new(file)).into_diagnostic()?;
-        given.insert(name.to_string(), data);
+    for InputArg { name, path } in inputs {
+        if !graph.inputs().iter().any(|&v| graph.value(v).name == *name) {
+            let known: Vec<&str> = graph.inputs().iter().map(|&v| graph.value(v).name.as_str()).collect();
+            return Err(Usage(format!(
+                "input `{name}`: the graph has no input of this name (its inputs: {})",
+                known.join(", ")
+            ))
+            .into());
+        }
+        let data = feeds::read_input(graph, name, path).into_diagnostic()?;
+        given.insert(name.clone(), data);
     }
     Ok(given)
+}
+
+/// Tells about graph inputs and initializers holding NaN or infinities: their outputs will too.
+pub fn warn_non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) {
+    for found in feeds::non_finite(graph, inputs) {
+        eprintln!("warning: {found}");
+    }
 }
 
 /// Runs `graph` and prints a summary of each output.
@@ -87,18 +124,18 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<()> {
         };
         println!("input  {} {}: {how}", value.name, value.ty.shape);
     }
+    warn_non_finite(graph, &inputs);
     let mut plan = Plan::new(graph, &PlanOptions { threads: opts.threads }).into_diagnostic()?;
     let outputs = plan.run(&inputs).into_diagnostic()?;
     if let Some(dir) = &opts.out {
-        std::fs::create_dir_all(dir).into_diagnostic().wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+        output::create_folder(dir).into_diagnostic()?;
     }
+    let mut names = output::FileNames::new();
     for (name, data) in &outputs {
         println!("output {name} {:?}: {}", data.shape(), Stats::of(data));
         if let Some(dir) = &opts.out {
-            let path = dir.join(format!("{}.npy", name.replace(['/', '\\'], "_")));
-            ndarray_npy::write_npy(&path, data)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            let path = dir.join(names.next(name, "npy"));
+            output::replace_npy(&path, data, &format!("output `{name}`")).into_diagnostic()?;
             println!("       written to {}", path.display());
         }
     }
