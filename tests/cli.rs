@@ -263,3 +263,90 @@ fn bench_skips_variants_with_many_times_the_flops_unless_asked() {
     let forced = bench(&["--max-flops-ratio", "0"]);
     assert_eq!(forced["variants"][0]["label"], "zero-insert");
 }
+
+#[test]
+fn exit_codes_are_documented_in_help() {
+    let help = strider(&["--help"]);
+    let text = stdout(&help);
+    for line in [
+        "0  success",
+        "1  a check or comparison failed (the numbers differ)",
+        "2  usage error",
+        "3  the model or an input is invalid, or it could not be read, run or written",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+}
+
+#[test]
+fn tolerances_and_durations_must_be_finite_and_not_negative() {
+    for (args, message) in [
+        (&["--atol", "NaN"][..], "invalid value 'NaN' for '--atol <ATOL>': expected a finite number ≥ 0, found NaN"),
+        (&["--atol=-1"][..], "invalid value '-1' for '--atol <ATOL>': expected a finite number ≥ 0, found -1"),
+        (&["--rtol", "inf"][..], "invalid value 'inf' for '--rtol <RTOL>': expected a finite number ≥ 0, found inf"),
+        (&["--time-limit=-1"][..], "expected a finite number of seconds ≥ 0, found -1"),
+        (&["--time-limit", "NaN"][..], "expected a finite number of seconds ≥ 0, found NaN"),
+    ] {
+        let out = strider(&[&["check", "examples/models/textbook.ron"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?} ran: {}", stdout(&out));
+    }
+    let ratio = strider(&["bench", "examples/models/textbook.ron", "--max-flops-ratio", "NaN"]);
+    assert_eq!(ratio.status.code(), Some(2));
+    assert!(stderr(&ratio).contains("expected a finite number ≥ 0, found NaN"), "{}", stderr(&ratio));
+}
+
+/// A stride-4 ConvTranspose whose output (1352 elements) is smaller than every lowering's intermediates.
+const SHRINKING: &str = r#"(name: "shrinking", inputs: [(name: "x", shape: [1, 2, 8, 8])],
+ initializers: [(name: "w", shape: [2, 2, 4, 4], data: Uniform(seed: 1, low: -1.0, high: 1.0))],
+ nodes: [(name: "up", op: ConvTranspose(strides: [4, 4], pads: [3, 3, 3, 3]), inputs: ["x", "w"], outputs: ["y"])],
+ outputs: ["y"])"#;
+
+#[test]
+fn check_skips_lowerings_a_limit_refuses_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("shrinking.ron");
+    std::fs::write(&model, SHRINKING).unwrap();
+    let out = strider(&["check", model.to_str().unwrap(), "--max-elements", "1500"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains(
+            "skipped: `up/y.zero_insert` would have shape [1, 2, 29, 29] (1682 elements), over the limit of 1500 elements"
+        ),
+        "{table}"
+    );
+    assert!(!table.contains("FAIL") && !table.contains("ERROR"), "{table}");
+    assert!(table.contains("all 1 comparisons pass (5 skipped)"), "{table}");
+    let json = strider(&["check", model.to_str().unwrap(), "--max-elements", "1500", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["skipped"].is_string()).count(), 5);
+    assert!(rows.iter().all(|r| r["error"].is_null()));
+}
+
+#[test]
+fn non_finite_inputs_and_weights_are_reported_and_nan_matches_only_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("shrinking.ron");
+    std::fs::write(&model, SHRINKING).unwrap();
+    let mut x = ndarray::ArrayD::<f32>::zeros(vec![1, 2, 8, 8]);
+    x[[0, 0, 3, 3]] = f32::NAN;
+    x[[0, 1, 0, 0]] = f32::INFINITY;
+    let x_path = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&x_path, &x).unwrap();
+    let input = format!("x={}", x_path.display());
+    let run = strider(&["run", model.to_str().unwrap(), "--input", &input]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(stderr(&run).contains("warning: input `x` holds 1 NaN and 1 infinite values (of 128)"), "{}", stderr(&run));
+    assert!(stdout(&run).contains("non-finite"), "{}", stdout(&run));
+    let check = strider(&["check", model.to_str().unwrap(), "--input", &input, "--per-node"]);
+    let table = stdout(&check);
+    assert_eq!(check.status.code(), Some(0), "{table}");
+    assert!(table.contains("warning: input `x` holds 1 NaN and 1 infinite values (of 128)"), "{table}");
+    // Every lowering puts NaN and the infinities exactly where the original does: they match only
+    // themselves (a NaN where the original has a number fails: see strider_check::compare's tests).
+    assert!(table.contains("y[0, 0, 0, 0] = -inf (want -inf)"), "{table}");
+    assert!(table.contains("all 10 comparisons pass"), "{table}");
+}
