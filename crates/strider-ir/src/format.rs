@@ -302,6 +302,30 @@ mod tests {
     }
 
     #[test]
+    fn save_moves_large_and_non_finite_weights_to_files_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = GraphBuilder::new("g", Limits::default());
+        b.input("x", vec![2]);
+        let odd = ndarray::ArrayD::from_shape_vec(vec![2], vec![f32::INFINITY, f32::NAN]).unwrap();
+        b.initializer("odd", odd.clone(), DataSpec::Inline(odd.iter().copied().collect()));
+        b.initializer("small", ndarray::ArrayD::from_elem(vec![2], 0.5), DataSpec::Inline(vec![0.5, 0.5]));
+        b.node("a", Op::Add, ["x", "odd"], ["t"]).node("m", Op::Mul, ["t", "small"], ["y"]).output("y");
+        let g = b.finish().unwrap();
+        let path = dir.path().join("sub/m.ron");
+        save(&g, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#"(name: "odd", shape: [2], data: Npy("m.weights/odd.npy"))"#), "{text}");
+        assert!(text.contains(r#"(name: "small", shape: [2], data: Inline([0.5, 0.5]))"#), "{text}");
+        let again = load(&path, &Limits::default()).unwrap();
+        let data = &again.initializers()[0].data;
+        assert!(data[0] == f32::INFINITY && data[1].is_nan());
+        // Saved again as it was loaded: the same text, and the weights copied beside the new file.
+        let copy = dir.path().join("copy.ron");
+        save(&again, &copy).unwrap();
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), text.replace("m.weights", "copy.weights"));
+    }
+
+    #[test]
     fn duplicates_point_at_the_second_definition() {
         let text = "(name: \"a\")\n(name: \"a\")";
         assert_eq!(locate(text, &Subject::Duplicate("a".into())), Some((2, 8)));
