@@ -42,6 +42,19 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Checks a sparse matrix: its stored elements, and each axis (the row and column pointer arrays
+    /// and a dense product's rows are as long as an axis).
+    pub fn check_sparse(&self, name: &str, shape: &Shape, nnz: usize) -> Result<()> {
+        let count = shape.dims().iter().copied().fold(nnz, usize::max);
+        if count <= self.max_elements {
+            Ok(())
+        } else {
+            Err(Error::TooLarge { name: name.to_string(), shape: shape.clone(), count, limit: self.max_elements })
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_elements: Self::DEFAULT_MAX_ELEMENTS }
@@ -371,7 +384,7 @@ impl GraphBuilder {
             for (&v, shape) in node.outputs.iter().zip(out) {
                 match layout {
                     Layout::Dense => limits.check(&values[v.0].name, &shape)?,
-                    Layout::Csr { nnz } => limits.check(&values[v.0].name, &Shape(vec![nnz]))?,
+                    Layout::Csr { nnz } => limits.check_sparse(&values[v.0].name, &shape, nnz)?,
                 }
                 values[v.0].ty.shape = shape;
                 values[v.0].ty.layout = layout;
