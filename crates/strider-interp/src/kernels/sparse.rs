@@ -89,7 +89,7 @@ pub fn matmul(ctx: &mut Ctx, x: &ArrayViewD<f32>, a: &SparseOperand) -> Result<A
     }
     let x = x.as_standard_layout();
     let xs = x.as_slice().ok_or(KernelError::Layout)?;
-    let mut y = ctx.output(n * cols);
+    let mut y = ctx.output(n * cols)?;
     let matrix = a.matrix();
     y.par_chunks_mut(cols.max(1)).zip(xs.par_chunks(r.max(1))).for_each(|(y_row, x_row)| {
         y_row.par_chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(|(chunk, y_part)| {
