@@ -7,6 +7,7 @@ use serde::Serialize;
 use strider_ir::format::op_to_ron;
 use strider_ir::{Graph, GraphBuilder, Limits, Op, Producer};
 
+use crate::analysis::Declined;
 use crate::cost::{Avoiding, CostModel};
 use crate::pipeline::{IterationSize, RunLimits, extract_graph, saturate};
 use crate::rules::Lowering;
@@ -48,6 +49,8 @@ pub struct NodeReport {
     pub variants: Vec<Variant>,
     /// Per model, the lowering it picks.
     pub picks: Vec<(String, String)>,
+    /// Rule applications declined for this node (too many e-nodes), with the reason.
+    pub declined: Vec<Declined>,
 }
 
 /// The whole exploration.
@@ -147,9 +150,15 @@ pub fn classify(g: &Graph) -> &'static str {
 fn explore_node(graph: &Graph, node: &strider_ir::Node, models: &[NamedModel], limits: &RunLimits) -> NodeReport {
     let alone = isolate(graph, node);
     let mut variants = vec![describe("direct", &alone, models, limits)];
+    let mut declined: Vec<Declined> = Vec::new();
     for lowering in Lowering::ALL {
         let strategy = Strategy::Force(lowering);
         let saturated = saturate(&alone, &strategy.rules(), limits);
+        for d in &saturated.egraph.analysis.declined {
+            if !declined.contains(d) {
+                declined.push(d.clone());
+            }
+        }
         let base = crate::cost::Flops::default();
         // Prefer the family's form over the node as it stands (an Upsample too).
         let model = Avoiding { inner: &base, ops: &["ConvTranspose", "Upsample"] };
@@ -174,5 +183,5 @@ fn explore_node(graph: &Graph, node: &strider_ir::Node, models: &[NamedModel], l
         })
         .collect();
     let output = graph.shape(node.outputs[0]).0.clone();
-    NodeReport { node: node.name.clone(), op: op_to_ron(&node.op), output, variants, picks }
+    NodeReport { node: node.name.clone(), op: op_to_ron(&node.op), output, variants, picks, declined }
 }

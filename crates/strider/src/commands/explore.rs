@@ -57,6 +57,9 @@ pub fn render(e: &Exploration) -> String {
         }
         let picks: Vec<String> = node.picks.iter().map(|(m, l)| format!("{m} → {l}")).collect();
         let _ = writeln!(out, "  picks: {}", picks.join(", "));
+        for d in &node.declined {
+            let _ = writeln!(out, "  declined: {} on `{}`: {}", d.rule, d.value, d.reason);
+        }
     }
     out
 }
