@@ -43,31 +43,28 @@ pub enum DataSpec {
 }
 
 impl DataSpec {
+    /// Whether the data comes from a generator (`Uniform`, `Normal`, `Fill`, `Bilinear`): such data is
+    /// produced on first use, so commands that need only shapes (`info`) never allocate it.
+    pub fn is_generator(&self) -> bool {
+        !matches!(self, DataSpec::Inline(_) | DataSpec::Npy(_))
+    }
+
     /// Produces the data for a tensor of `shape` (whose element count the caller has checked);
     /// relative `.npy` paths resolve against `base_dir`.
     pub fn materialize(&self, shape: &[usize], base_dir: &Path) -> Result<ArrayD<f32>, String> {
-        let n = Shape(shape.to_vec()).numel();
-        self.check_parameters()?;
-        let data = match self {
-            DataSpec::Inline(v) if v.len() != n => {
-                return Err(format!("lists {} values, but shape {shape:?} holds {n}", v.len()));
-            }
-            DataSpec::Inline(v) => v.clone(),
-            DataSpec::Npy(file) => return npy::read_f32(&base_dir.join(file), shape),
-            DataSpec::Uniform { seed, low, high } => seeded::uniform(*seed, n, *low, *high),
-            DataSpec::Normal { seed, mean, std } => seeded::normal(*seed, n, *mean, *std),
-            DataSpec::Fill(v) => vec![*v; n],
-            DataSpec::Bilinear => return bilinear(shape),
-        };
-        if let Some(v) = data.iter().find(|v| !v.is_finite()) {
-            return Err(format!("the generated values overflow f32 (found {v}); choose a smaller range"));
+        self.check(shape)?;
+        match self {
+            DataSpec::Inline(v) => ArrayD::from_shape_vec(IxDyn(shape), v.clone()).map_err(|e| e.to_string()),
+            DataSpec::Npy(file) => npy::read_f32(&base_dir.join(file), shape),
+            _ => Ok(self.generate(shape)),
         }
-        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
     }
 
-    /// Numbers written in the model text must be finite f32s: RON reads `1e400` as infinity, which
-    /// would otherwise slip silently into the weights. NaN or infinities belong in a `.npy` file.
-    fn check_parameters(&self) -> Result<(), String> {
+    /// Checks what can be checked without producing the data: an inline list's length, and that
+    /// numbers written in the model text are finite f32s (RON reads `1e400` as infinity, which would
+    /// otherwise slip silently into the weights; NaN or infinities belong in a `.npy` file) and that
+    /// generators stay within f32. A generator that passes cannot fail in [`DataSpec::generate`].
+    pub fn check(&self, shape: &[usize]) -> Result<(), String> {
         let finite = |what: &str, v: f32| {
             if v.is_finite() {
                 Ok(())
@@ -79,15 +76,53 @@ impl DataSpec {
                 ))
             }
         };
+        let within = |reach: f64| {
+            if reach <= f32::MAX as f64 {
+                Ok(())
+            } else {
+                Err(format!("the generated values would overflow f32 (they reach {reach:.3e}); choose a smaller range"))
+            }
+        };
         match self {
             DataSpec::Inline(values) => {
+                let n = Shape(shape.to_vec()).numel();
+                if values.len() != n {
+                    return Err(format!("lists {} values, but shape {shape:?} holds {n}", values.len()));
+                }
                 values.iter().enumerate().try_for_each(|(i, &v)| finite(&format!("value {i} of Inline"), v))
             }
-            DataSpec::Uniform { low, high, .. } => finite("low", *low).and_then(|()| finite("high", *high)),
-            DataSpec::Normal { mean, std, .. } => finite("mean", *mean).and_then(|()| finite("std", *std)),
+            DataSpec::Uniform { low, high, .. } => {
+                finite("low", *low)?;
+                finite("high", *high)?;
+                within((*high as f64 - *low as f64).abs())
+            }
+            DataSpec::Normal { mean, std, .. } => {
+                finite("mean", *mean)?;
+                finite("std", *std)?;
+                // Box–Muller with u1 ≥ 2⁻⁵³ gives |z| ≤ √(106 ln 2) < 8.6.
+                within((*mean as f64).abs() + 8.6 * (*std as f64).abs())
+            }
             DataSpec::Fill(v) => finite("the Fill value", *v),
+            DataSpec::Bilinear if shape.len() < 3 => {
+                Err(format!("Bilinear needs a (C, M/group, k…) weight shape, found {shape:?}"))
+            }
             DataSpec::Npy(_) | DataSpec::Bilinear => Ok(()),
         }
+    }
+
+    /// A generator's data for `shape`, which [`DataSpec::check`] accepted (the graph calls this only
+    /// for generators; `Inline` and `Npy` data is given, not generated).
+    pub(crate) fn generate(&self, shape: &[usize]) -> ArrayD<f32> {
+        let n = Shape(shape.to_vec()).numel();
+        let data = match self {
+            DataSpec::Uniform { seed, low, high } => seeded::uniform(*seed, n, *low, *high),
+            DataSpec::Normal { seed, mean, std } => seeded::normal(*seed, n, *mean, *std),
+            DataSpec::Fill(v) => vec![*v; n],
+            DataSpec::Bilinear => return bilinear(shape),
+            DataSpec::Inline(v) if v.len() == n => v.clone(),
+            DataSpec::Inline(_) | DataSpec::Npy(_) => vec![0.0; n],
+        };
+        ArrayD::from_shape_vec(IxDyn(shape), data).unwrap_or_else(|_| ArrayD::zeros(IxDyn(shape)))
     }
 }
 
@@ -95,14 +130,12 @@ fn is_zero(v: &f32) -> bool {
     *v == 0.0
 }
 
-fn bilinear(shape: &[usize]) -> Result<ArrayD<f32>, String> {
-    if shape.len() < 3 {
-        return Err(format!("Bilinear needs a (C, M/group, k…) weight shape, found {shape:?}"));
-    }
-    let taps: Vec<Vec<f32>> = shape[2..].iter().map(|&k| seeded::bilinear_1d(k)).collect();
-    Ok(ArrayD::from_shape_fn(IxDyn(shape), |ix| {
+/// FCN's bilinear kernel; `shape` has rank 3 or more ([`DataSpec::check`]).
+fn bilinear(shape: &[usize]) -> ArrayD<f32> {
+    let taps: Vec<Vec<f32>> = shape.iter().skip(2).map(|&k| seeded::bilinear_1d(k)).collect();
+    ArrayD::from_shape_fn(IxDyn(shape), |ix| {
         if ix[0] == ix[1] || shape[1] == 1 { taps.iter().enumerate().map(|(a, t)| t[ix[2 + a]]).product() } else { 0.0 }
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -111,7 +144,7 @@ mod tests {
 
     #[test]
     fn bilinear_weight_is_diagonal() {
-        let w = bilinear(&[2, 2, 4]).unwrap();
+        let w = bilinear(&[2, 2, 4]);
         assert_eq!(
             w.as_slice().unwrap(),
             &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]
@@ -126,7 +159,11 @@ mod tests {
         let err = DataSpec::Fill(f32::NAN).materialize(&[2], here).unwrap_err();
         assert!(err.contains("the Fill value is NaN"), "{err}");
         let err = DataSpec::Uniform { seed: 0, low: -3e38, high: 3e38 }.materialize(&[64], here).unwrap_err();
-        assert!(err.contains("the generated values overflow f32"), "{err}");
+        assert!(err.contains("the generated values would overflow f32 (they reach 6.000e38)"), "{err}");
+        let err = DataSpec::Normal { seed: 0, mean: 0.0, std: 1e38 }.materialize(&[2], here).unwrap_err();
+        assert!(err.contains("the generated values would overflow f32"), "{err}");
+        let err = DataSpec::Bilinear.materialize(&[2, 2], here).unwrap_err();
+        assert!(err.contains("Bilinear needs a (C, M/group, k…) weight shape, found [2, 2]"), "{err}");
         let err = DataSpec::Normal { seed: 0, mean: 0.0, std: f32::INFINITY }.materialize(&[2], here).unwrap_err();
         assert!(err.contains("std is inf"), "{err}");
         assert_eq!(DataSpec::Inline(vec![f32::MAX, -f32::MAX]).materialize(&[2], here).unwrap().len(), 2);

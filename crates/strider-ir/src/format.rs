@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::DataSpec;
 use crate::error::{Error, Result, Subject};
-use crate::graph::{Graph, GraphBuilder, Limits};
+use crate::graph::{Graph, GraphBuilder, Initializer, Limits};
 use crate::op::Op;
 use crate::output;
 use crate::shape::Shape;
@@ -108,6 +108,11 @@ pub fn build(file: &ModelFile, base_dir: &Path, limits: &Limits) -> Result<Graph
     }
     for i in &file.initializers {
         limits.check(&i.name, &Shape(i.shape.clone()))?;
+        if i.data.is_generator() {
+            // Produced on first use: `info` never allocates it.
+            b.generated_initializer(&i.name, i.shape.clone(), i.data.clone());
+            continue;
+        }
         let data = i
             .data
             .materialize(&i.shape, base_dir)
@@ -191,9 +196,9 @@ pub const INLINE_LIMIT: usize = 16;
 /// Whether `save` writes an initializer to a `.npy` file: the model text holds only small, finite
 /// inline lists and generators; data read from a `.npy` file is copied, so the saved model does not
 /// depend on where the original's files were.
-fn goes_to_file(spec: &DataSpec, data: &ndarray::ArrayD<f32>) -> bool {
+fn goes_to_file(spec: &DataSpec, init: &Initializer) -> bool {
     match spec {
-        DataSpec::Inline(_) => data.len() > INLINE_LIMIT || data.iter().any(|v| !v.is_finite()),
+        DataSpec::Inline(_) => init.data().len() > INLINE_LIMIT || init.data().iter().any(|v| !v.is_finite()),
         DataSpec::Npy(_) => true,
         DataSpec::Uniform { .. } | DataSpec::Normal { .. } | DataSpec::Fill(_) | DataSpec::Bilinear => false,
     }
@@ -216,7 +221,7 @@ pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let mut names = output::FileNames::new();
     let mut file = to_model_file(graph);
     for (decl, init) in file.initializers.iter_mut().zip(graph.initializers()) {
-        if !goes_to_file(&decl.data, &init.data) {
+        if !goes_to_file(&decl.data, init) {
             continue;
         }
         let folder = match &weights_folder {
@@ -224,7 +229,7 @@ pub fn save(graph: &Graph, path: &Path) -> Result<()> {
             None => weights_folder.insert(staged.folder(&weights_name, "weights folder")?),
         };
         let file_name = names.next(&decl.name, "npy");
-        output::write_npy_new(&folder.join(&file_name), &init.data, &format!("weight `{}`", decl.name))?;
+        output::write_npy_new(&folder.join(&file_name), init.data(), &format!("weight `{}`", decl.name))?;
         decl.data = DataSpec::Npy(format!("{weights_name}/{file_name}"));
     }
     let text = to_ron(&file);
@@ -317,7 +322,7 @@ mod tests {
         assert!(text.contains(r#"(name: "odd", shape: [2], data: Npy("m.weights/odd.npy"))"#), "{text}");
         assert!(text.contains(r#"(name: "small", shape: [2], data: Inline([0.5, 0.5]))"#), "{text}");
         let again = load(&path, &Limits::default()).unwrap();
-        let data = &again.initializers()[0].data;
+        let data = again.initializers()[0].data();
         assert!(data[0] == f32::INFINITY && data[1].is_nan());
         // Saved again as it was loaded: the same text, and the weights copied beside the new file.
         let copy = dir.path().join("copy.ron");

@@ -93,7 +93,7 @@ pub fn isolate(graph: &Graph, node: &strider_ir::Node) -> Graph {
         let value = graph.value(v);
         match (value.producer, graph.initializer(v)) {
             (Producer::Initializer, Some(init)) => {
-                b.initializer(value.name.clone(), init.data.clone(), init.spec.clone());
+                b.copy_initializer(value.name.clone(), init);
             }
             _ => {
                 b.input(value.name.clone(), value.ty.shape.clone());
@@ -119,7 +119,7 @@ fn describe(lowering: &str, g: &Graph, models: &[NamedModel], limits: &RunLimits
         flops += g.node_flops(n);
         bytes += n.outputs.iter().map(|&v| g.value(v).ty.size_bytes() as u64).sum::<u64>();
     }
-    bytes += g.initializers().iter().map(|i| 4 * i.data.len() as u64).sum::<u64>();
+    bytes += g.initializers().iter().map(|i| 4 * g.shape(i.value).numel() as u64).sum::<u64>();
     let plain = saturate(g, &[], limits);
     let costs = models
         .iter()

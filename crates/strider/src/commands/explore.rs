@@ -84,7 +84,7 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>) -> miett
         .ok_or_else(|| miette::miette!("the weight of `{name}` is computed, not an initializer"))?;
     let x = graph.shape(node.inputs[0]);
     let conv = ConvMatrixAttrs { input_shape: x.dims()[2..].to_vec(), conv_transpose: attrs.clone() };
-    let c = strider_interp::kernels::conv_matrix(&conv, &w.data.view()).map_err(|e| miette::miette!("{e}"))?;
+    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().view()).map_err(|e| miette::miette!("{e}"))?;
     let mut text = String::new();
     let (rows, cols) = (c.rows(), c.cols());
     let _ = writeln!(
