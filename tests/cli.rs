@@ -350,3 +350,30 @@ fn non_finite_inputs_and_weights_are_reported_and_nan_matches_only_nan() {
     assert!(table.contains("y[0, 0, 0, 0] = -inf (want -inf)"), "{table}");
     assert!(table.contains("all 10 comparisons pass"), "{table}");
 }
+
+#[test]
+fn explore_matrix_refuses_a_matrix_over_the_limit_before_building_it() {
+    let out =
+        strider(&["explore", "examples/models/fcn8_head.ron", "--matrix", "upscore8", "--max-matrix-nnz", "1000"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("C for `upscore8` stores 85377600 elements, more than --max-matrix-nnz 1000"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_given_as_npy_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("x.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return;
+    }
+    let input = format!("x={}", fifo.display());
+    let out = strider(&["run", "examples/models/textbook.ron", "--input", &input]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("x.npy: not a regular file"), "{}", stderr(&out));
+}

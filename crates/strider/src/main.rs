@@ -144,6 +144,9 @@ enum Command {
         /// With --matrix, also write C as a MatrixMarket file.
         #[arg(long, value_name = "FILE.mtx", requires = "matrix")]
         matrix_out: Option<PathBuf>,
+        /// With --matrix, refuse (before building it) a matrix storing more elements than this.
+        #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
+        max_matrix_nnz: usize,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -378,9 +381,9 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         })(),
-        Command::Explore { model, matrix: Some(node), matrix_out, .. } => (|| {
+        Command::Explore { model, matrix: Some(node), matrix_out, max_matrix_nnz, .. } => (|| {
             let graph = model.load()?;
-            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref())?);
+            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?);
             Ok(())
         })(),
         Command::Explore { model, targets, json, saturation, .. } => (|| {
