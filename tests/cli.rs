@@ -377,3 +377,26 @@ fn a_fifo_given_as_npy_is_refused_without_hanging() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("x.npy: not a regular file"), "{}", stderr(&out));
 }
+
+#[test]
+fn max_memory_refuses_before_running_and_names_node_and_bytes() {
+    let info = strider(&["info", "examples/models/dcgan_generator.ron"]);
+    assert!(stdout(&info).contains("estimated peak memory: 15756688 bytes (while `up4` runs)"), "{}", stdout(&info));
+    for command in ["run", "check", "bench"] {
+        let out = strider(&[command, "examples/models/dcgan_generator.ron", "--max-memory", "1M"]);
+        assert_eq!(out.status.code(), Some(3), "{command}");
+        assert!(
+            stderr(&out).contains(
+                "model `dcgan_generator` needs an estimated 15756688 bytes while node `up4` runs, more than --max-memory 1048576"
+            ),
+            "{command}: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{command} ran: {}", stdout(&out));
+    }
+    let enough = strider(&["run", "examples/models/dcgan_generator.ron", "--max-memory", "16M"]);
+    assert_eq!(enough.status.code(), Some(0), "{}", stderr(&enough));
+    let bad = strider(&["run", "examples/models/dcgan_generator.ron", "--max-memory", "8X"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("expected a byte count like 8G or 1000000, found `8X`"), "{}", stderr(&bad));
+}

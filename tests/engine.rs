@@ -146,3 +146,26 @@ fn pad_needs_no_memory_beyond_its_output() {
     assert_eq!(output, 1024 * 1024 * 4);
     assert!(peak <= output + 64 * 1024, "peak {peak} B for a {output} B output");
 }
+
+#[test]
+fn the_estimated_peak_memory_covers_what_a_run_uses() {
+    // The estimate (used by --max-memory before running) counts inputs and weights too; a run's
+    // measured peak does not.
+    for entry in std::fs::read_dir("examples/models").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let graph = strider::ir::format::load(&path, &Limits::default()).unwrap();
+        let mut inputs = HashMap::new();
+        strider::interp::feeds::fill_missing(&graph, 0, &mut inputs);
+        let mut plan = Plan::new(&graph, &PlanOptions { threads: 1 }).unwrap();
+        let (_, stats) = plan.run_with_stats(&inputs, false).unwrap();
+        let held: usize = inputs.values().map(|a| a.len() * 4).sum::<usize>()
+            + graph.initializers().iter().map(|i| graph.shape(i.value).numel() * 4).sum::<usize>();
+        let measured = (stats.peak_bytes + held) as u128;
+        let estimate = strider::interp::memory::estimate_peak(&graph);
+        assert!(estimate.bytes >= measured, "{}: estimate {estimate:?} < measured {measured}", path.display());
+        assert!(estimate.bytes <= 4 * measured, "{}: estimate {estimate:?} ≫ measured {measured}", path.display());
+    }
+}

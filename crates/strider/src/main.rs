@@ -34,7 +34,8 @@ enum Command {
         /// Feed a graph input from a float32 .npy file (repeatable).
         #[arg(long = "input", value_name = "NAME=FILE.npy")]
         inputs: Vec<commands::run::InputArg>,
-        /// Write each graph output to DIR/<output name>.npy.
+        /// Write each graph output to DIR/<output name>.npy (DIR is created when missing; names that
+        /// would collide get -2, -3, …).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Seed for inputs not given with --input.
@@ -42,6 +43,8 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         threads: ThreadArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
     },
     /// Time the model and its lowerings, prepared once and run interleaved.
     ///
@@ -62,6 +65,8 @@ enum Command {
         costs: Vec<String>,
         #[command(flatten)]
         threads: ThreadArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
         /// Untimed runs of each variant first.
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -188,6 +193,8 @@ enum Command {
         #[command(flatten)]
         threads: ThreadArgs,
         #[command(flatten)]
+        memory: MemoryArgs,
+        #[command(flatten)]
         saturation: SaturationArgs,
     },
     /// Write a research report (Markdown, JSON, SVG charts) of every lowering's cost.
@@ -235,6 +242,45 @@ struct ThreadArgs {
     /// run to run.
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+}
+
+#[derive(Args)]
+struct MemoryArgs {
+    /// Refuse, before running, a model whose estimated peak memory (inputs, weights, intermediates
+    /// and workspaces) exceeds this many bytes; K, M, G and T suffixes are powers of 1024.
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_bytes)]
+    max_memory: u128,
+}
+
+impl MemoryArgs {
+    /// Refuses `graph` when its estimated peak memory is over the limit, naming the node and the bytes.
+    fn check(&self, graph: &strider_ir::Graph) -> miette::Result<()> {
+        let peak = strider_interp::memory::estimate_peak(graph);
+        if peak.bytes <= self.max_memory {
+            return Ok(());
+        }
+        let at =
+            peak.node.map_or_else(|| "for its inputs and weights".to_string(), |n| format!("while node `{n}` runs"));
+        Err(miette::miette!(
+            "model `{}` needs an estimated {} bytes {at}, more than --max-memory {}; raise it if that much memory is available",
+            graph.name(),
+            peak.bytes,
+            self.max_memory
+        ))
+    }
+}
+
+/// A byte count with an optional K, M, G or T suffix (powers of 1024).
+fn parse_bytes(s: &str) -> Result<u128, String> {
+    let (digits, shift) = match s.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&s[..s.len() - 1], 10),
+        Some(b'M') => (&s[..s.len() - 1], 20),
+        Some(b'G') => (&s[..s.len() - 1], 30),
+        Some(b'T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u128 = digits.parse().map_err(|_| format!("expected a byte count like 8G or 1000000, found `{s}`"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[derive(Args)]
@@ -321,7 +367,8 @@ fn main() -> ExitCode {
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, seed, threads } => model.load().and_then(|g| {
+        Command::Run { model, inputs, out, seed, threads, memory } => model.load().and_then(|g| {
+            memory.check(&g)?;
             commands::run::run(&g, &commands::run::RunOptions { inputs, out, seed, threads: threads.threads })
         }),
         Command::Bench {
@@ -329,6 +376,7 @@ fn main() -> ExitCode {
             strategies,
             costs,
             threads,
+            memory,
             warmup,
             runs,
             min_time,
@@ -342,6 +390,7 @@ fn main() -> ExitCode {
             saturation,
         } => (|| {
             let graph = model.load()?;
+            memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
             commands::run::warn_non_finite(&graph, &feeds);
@@ -408,9 +457,11 @@ fn main() -> ExitCode {
             max_matrix_nnz,
             json,
             threads,
+            memory,
             saturation,
         } => (|| {
             let graph = model.load()?;
+            memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
             let targets = load_targets(&targets)?;

@@ -5,7 +5,7 @@
 mod col2im;
 mod conv;
 mod conv_transpose;
-mod direct;
+pub(crate) mod direct;
 mod elementwise;
 mod geometry;
 mod layout;
