@@ -63,7 +63,7 @@ impl DataSpec {
     /// Checks what can be checked without producing the data: an inline list's length, and that
     /// numbers written in the model text are finite f32s (RON reads `1e400` as infinity, which would
     /// otherwise slip silently into the weights; NaN or infinities belong in a `.npy` file) and that
-    /// generators stay within f32. A generator that passes cannot fail in [`DataSpec::generate`].
+    /// generators stay within f32. A generator that passes cannot fail when its data is produced.
     pub fn check(&self, shape: &[usize]) -> Result<(), String> {
         let finite = |what: &str, v: f32| {
             if v.is_finite() {

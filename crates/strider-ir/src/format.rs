@@ -204,7 +204,8 @@ fn goes_to_file(spec: &DataSpec, init: &Initializer) -> bool {
     }
 }
 
-/// Writes `graph` as model text to `path`, with its weights (see [`goes_to_file`]) in the folder
+/// Writes `graph` as model text to `path`, with its weights (initializers read from `.npy` files, and
+/// inline ones over [`INLINE_LIMIT`] elements or holding NaN or infinities) in the folder
 /// `<stem>.weights/` beside it, referenced relative to the model file. A missing destination folder is
 /// created. The model and the weights folder are written complete under temporary names in the
 /// destination folder, then renamed into place; the previous weights folder is removed only then,
