@@ -88,6 +88,15 @@ fn explore_says_why_a_lowering_declined() {
         let report = text(&run.stdout);
         assert!(report.contains(expected), "{expected}\nmissing from:\n{report}");
     }
+    // A kernel built from resize factors is bounded too: 64 channels × 1024 × 1024 ones.
+    let path = dir.path().join("wide.ron");
+    std::fs::write(&path, UPSAMPLE_1024.replace("[1, 1, 1, 1]", "[1, 64, 1, 1]")).unwrap();
+    let (run, took) = strider(&["explore", path.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let expected = "declined: upsample-nearest-to-depthwise-convtranspose on `y`: would create a ones kernel \
+                    [64, 1, 1024, 1024] of 67108864 elements; one rule application may create at most 4194304";
+    assert!(text(&run.stdout).contains(expected), "{}", text(&run.stdout));
     // Within the bound, the exact phases are there: FCN-32s's 1024 phases under the default limits.
     let path = dir.path().join("m2.ron");
     let (run, _) = strider(&["explore", path.to_str().unwrap(), "--json"]);

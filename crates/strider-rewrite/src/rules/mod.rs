@@ -95,6 +95,10 @@ pub struct Matched<'a> {
     pub rule: Symbol,
 }
 
+/// The most elements of constant data one rule application may create (16 MiB of f32): a rule that
+/// builds a kernel from resize factors checks first and declines.
+pub const MAX_CONSTANT_ELEMENTS: usize = 1 << 22;
+
 /// The most e-nodes one rule application may add (phases = ∏ strides, per-phase kernels and
 /// convolutions): enough for FCN-32s's 32×32 phases, far below the million phases of a 1024× Upsample.
 pub const MAX_NODES_PER_APPLICATION: usize = 8192;
@@ -164,15 +168,28 @@ impl Matched<'_> {
         } else {
             format!("one rule application may add at most {MAX_NODES_PER_APPLICATION}")
         };
-        let declined = crate::analysis::Declined {
-            rule: self.rule.to_string(),
-            value: self.name.clone(),
-            reason: format!("would add about {nodes} e-nodes ({}); {why}", growth()),
-        };
+        self.decline(format!("would add about {nodes} e-nodes ({}); {why}", growth()));
+        false
+    }
+
+    /// Whether the application may create a constant of `elements` elements (at most
+    /// [`MAX_CONSTANT_ELEMENTS`]); if not, the rule declines with the reason, as in [`Matched::may_add`].
+    pub fn may_create(&mut self, elements: usize, what: &str) -> bool {
+        if elements <= MAX_CONSTANT_ELEMENTS {
+            return true;
+        }
+        self.decline(format!(
+            "would create {what} of {elements} elements; one rule application may create at most {MAX_CONSTANT_ELEMENTS}"
+        ));
+        false
+    }
+
+    /// Records why this application declined, once.
+    fn decline(&mut self, reason: String) {
+        let declined = crate::analysis::Declined { rule: self.rule.to_string(), value: self.name.clone(), reason };
         if !self.egraph.analysis.declined.contains(&declined) {
             self.egraph.analysis.declined.push(declined);
         }
-        false
     }
 
     /// Shape of a value class.
