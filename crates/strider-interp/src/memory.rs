@@ -4,7 +4,7 @@
 //! The estimate counts graph inputs and constants (initializers and weight-only results, kept for the
 //! whole run), every intermediate from the node that produces it to its last reader, and each
 //! node's workspace while it runs: the im2col or column block of Conv and ConvTranspose on the GEMM
-//! path (twice for Conv, for the fused phase convolutions' product) and a sparse matrix's triplets while it is built.
+//! path (twice for Conv, for the fused phase convolutions' product).
 //! It errs on the high side: the engine may reuse a dying input's buffer for an output.
 
 use strider_ir::{Graph, Layout, Node, Op, Producer, ValueId};
@@ -21,12 +21,13 @@ pub struct PeakEstimate {
     pub node: Option<String>,
 }
 
-/// Bytes a value occupies (a sparse matrix: its entries, column indices and row pointers).
+/// Bytes a value occupies (a sparse matrix, stored by columns: its entries, their row indices and the
+/// column pointers).
 fn value_bytes(graph: &Graph, v: ValueId) -> u128 {
     let ty = &graph.value(v).ty;
     match ty.layout {
         Layout::Dense => ty.shape.numel() as u128 * 4,
-        Layout::Csr { nnz } => nnz as u128 * 12 + (ty.shape.dims().first().copied().unwrap_or(0) as u128 + 1) * 8,
+        Layout::Csr { nnz } => nnz as u128 * 12 + (ty.shape.dims().get(1).copied().unwrap_or(0) as u128 + 1) * 8,
     }
 }
 
@@ -59,11 +60,6 @@ fn workspace_bytes(graph: &Graph, node: &Node) -> u128 {
             }
             block(mg * w.iter().skip(2).product::<usize>(), x.iter().skip(2).product::<usize>())
         }
-        // Triplets (value, row, column) while the matrix is assembled.
-        Op::ConvMatrix(_) => match graph.value(node.outputs[0]).ty.layout {
-            Layout::Csr { nnz } => nnz as u128 * 24,
-            Layout::Dense => 0,
-        },
         _ => 0,
     }
 }
