@@ -400,3 +400,27 @@ fn max_memory_refuses_before_running_and_names_node_and_bytes() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("expected a byte count like 8G or 1000000, found `8X`"), "{}", stderr(&bad));
 }
+
+#[test]
+fn variants_over_max_memory_are_skipped_with_the_reason() {
+    let check = strider(&["check", "examples/models/fcn8_head.ron", "--max-memory", "23000000"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let table = stdout(&check);
+    assert!(
+        table.contains(
+            "skipped: needs an estimated 43903848 bytes while `upscore8/logits.conv` runs, more than --max-memory 23000000"
+        ),
+        "{table}"
+    );
+    assert!(!table.contains("FAIL"), "{table}");
+    let args = ["--runs", "1", "--warmup", "0", "--batch", "1", "--threads", "1", "--json", "--max-memory", "12000000"];
+    let bench = strider(&[&["bench", "examples/models/unet_decoder.ron"][..], &args].concat());
+    assert_eq!(bench.status.code(), Some(0), "{}", stderr(&bench));
+    let json: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    let skipped = json["skipped"].as_array().unwrap();
+    let sparse = skipped.iter().find(|s| s["label"] == "sparse-matmul").expect("sparse-matmul skipped");
+    assert!(sparse["reason"].as_str().unwrap().contains("more than --max-memory 12.00MB"), "{sparse}");
+    let estimates = json["estimated_peak_bytes"].as_array().unwrap();
+    assert_eq!(estimates.len(), json["variants"].as_array().unwrap().len());
+    assert!(estimates.iter().all(|b| b.as_u64().is_some_and(|b| b > 0 && b <= 12_000_000)));
+}

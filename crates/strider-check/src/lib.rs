@@ -106,6 +106,9 @@ pub struct Options<'a> {
     /// Variants holding an explicit sparse matrix with more stored elements than this are reported as
     /// skipped rather than run (their memory is the point of `explore`, not of a check).
     pub max_matrix_nnz: usize,
+    /// Variants whose estimated peak memory ([`strider_interp::memory::estimate_peak`]) exceeds this
+    /// many bytes are reported as skipped rather than run.
+    pub max_memory: u128,
     /// Threads each graph runs on (0: one per core).
     pub threads: usize,
 }
@@ -159,7 +162,10 @@ pub fn check(
             }
             let spliced = splice::splice(graph, node, &lowered, limits);
             rows.push(match spliced {
-                Ok(model) => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
+                Ok(model) => match too_large(&model, opts) {
+                    Some(why) => skipped(&node.name, lowering.name(), Scope::Model, why),
+                    None => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
+                },
                 Err(e) if e.is_limit() => skipped(&node.name, lowering.name(), Scope::Model, e.to_string()),
                 Err(e) => failed(&node.name, lowering.name(), Scope::Model, e.to_string()),
             });
@@ -191,7 +197,10 @@ pub fn check(
                 Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
                     skipped("*", &model.name, Scope::Optimized, too_many_stored(&g, opts))
                 }
-                Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
+                Ok(g) => match too_large(&g, opts) {
+                    Some(why) => skipped("*", &model.name, Scope::Optimized, why),
+                    None => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
+                },
                 Err(Refused::Limit(why)) => skipped("*", &model.name, Scope::Optimized, why),
                 Err(Refused::Error(e)) => failed("*", &model.name, Scope::Optimized, e),
             });
@@ -259,6 +268,15 @@ pub(crate) fn stored_elements(graph: &Graph) -> usize {
 /// Why a variant's explicit matrix is too large to run here.
 fn too_many_stored(graph: &Graph, opts: &Options) -> String {
     format!("matrix of {} stored elements exceeds --max-matrix-nnz {}", stored_elements(graph), opts.max_matrix_nnz)
+}
+
+/// Why a variant's estimated peak memory keeps it from running here, if it does.
+fn too_large(graph: &Graph, opts: &Options) -> Option<String> {
+    let peak = strider_interp::memory::estimate_peak(graph);
+    (peak.bytes > opts.max_memory).then(|| {
+        let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
+        format!("needs an estimated {} bytes{at}, more than --max-memory {}", peak.bytes, opts.max_memory)
+    })
 }
 
 /// A row for a variant a limit keeps from running here.

@@ -407,6 +407,7 @@ fn main() -> ExitCode {
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
                 max_flops_ratio,
+                max_memory: memory.max_memory,
                 options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, batch, per_node },
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
@@ -472,6 +473,7 @@ fn main() -> ExitCode {
                 targets: &targets,
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
+                max_memory: memory.max_memory,
                 threads: threads.threads,
             };
             let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;

@@ -26,6 +26,8 @@ pub struct CheckArgs<'a> {
     pub run_limits: RunLimits,
     /// Largest explicit matrix (stored elements) a check runs.
     pub max_matrix_nnz: usize,
+    /// Largest estimated peak memory (bytes) a check runs.
+    pub max_memory: u128,
     /// Threads each graph runs on (0: one per core).
     pub threads: usize,
 }
@@ -51,6 +53,7 @@ pub fn run(
         models,
         rules: &default_rules,
         max_matrix_nnz: args.max_matrix_nnz,
+        max_memory: args.max_memory,
         threads: args.threads,
     };
     let bar = ProgressBar::new(0);
