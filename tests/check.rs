@@ -25,6 +25,7 @@ fn run_check(graph: &Graph, rules: &dyn Fn(Lowering) -> Vec<Rule>, models: Vec<(
         models,
         rules,
         max_matrix_nnz: DEFAULT_MAX_MATRIX_NNZ,
+        max_memory: u128::MAX,
         threads: 2,
     };
     check(graph, &inputs, &opts, &Limits::default(), &mut |_, _, _| {}).unwrap()

@@ -73,7 +73,7 @@ fn seeded_inputs_are_value_stable_and_announced() {
 fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
     let wrong_shape =
         strider(&["run", "examples/models/unet_decoder.ron", "--input", "x=examples/models/textbook_x.npy"]);
-    assert_eq!(wrong_shape.status.code(), Some(1));
+    assert_eq!(wrong_shape.status.code(), Some(3));
     assert!(
         stderr(&wrong_shape)
             .contains("input `x`: examples/models/textbook_x.npy has shape [1, 1, 2, 2], expected [1, 128, 16, 16]"),
@@ -81,24 +81,28 @@ fn run_refuses_bad_inputs_with_a_message_and_exit_code() {
         stderr(&wrong_shape)
     );
     let unknown = strider(&["run", "examples/models/textbook.ron", "--input", "nope=examples/models/textbook_x.npy"]);
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("input `nope`: the graph has no input of this name"), "{}", stderr(&unknown));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("input `nope`: the graph has no input of this name (its inputs: x)"),
+        "{}",
+        stderr(&unknown)
+    );
     let malformed = strider(&["run", "examples/models/textbook.ron", "--input", "x"]);
-    assert_eq!(malformed.status.code(), Some(1));
+    assert_eq!(malformed.status.code(), Some(2));
     assert!(
         stderr(&malformed).contains("--input expects NAME=FILE (.npy or .pb) or a .pb file, found `x`"),
         "{}",
         stderr(&malformed)
     );
     let missing = strider(&["run", "examples/models/textbook.ron", "--input", "x=missing.npy"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3));
     assert!(stderr(&missing).contains("cannot open missing.npy"), "{}", stderr(&missing));
 }
 
 #[test]
 fn missing_model_file_and_bad_usage() {
     let out = strider(&["info", "no/such/model.ron"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("cannot read no/such/model.ron"), "{}", stderr(&out));
     let usage = strider(&["run"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -108,7 +112,7 @@ fn missing_model_file_and_bad_usage() {
 #[test]
 fn element_limit_is_configurable() {
     let out = strider(&["run", "examples/models/dcgan_generator.ron", "--max-elements", "10000"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("`w1` would have shape [100, 512, 4, 4] (819200 elements), over the limit of 10000"),
         "{}",
@@ -135,7 +139,7 @@ fn no_panics_on_garbage() {
         std::fs::write(&path, text).unwrap();
         let out = strider(&["run", path.to_str().unwrap()]);
         assert!(!stderr(&out).contains("panicked"), "{text:?}: {}", stderr(&out));
-        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{text:?}");
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(3), "{text:?}");
     }
 }
 
@@ -167,7 +171,7 @@ fn explore_matrix_shows_the_textbook_convolution_matrix() {
     assert!(market.starts_with("%%MatrixMarket matrix coordinate real general"), "{market}");
     assert!(market.contains("\n4 9 16\n"), "{market}");
     let wrong = strider(&["explore", "examples/models/unet_decoder.ron", "--matrix", "cat"]);
-    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(wrong.status.code(), Some(2));
     assert!(stderr(&wrong).contains("node `cat` is a Concat, not a ConvTranspose"), "{}", stderr(&wrong));
 }
 
@@ -265,4 +269,166 @@ fn bench_skips_variants_with_many_times_the_flops_unless_asked() {
     assert!(reason.contains("64× the FLOPs of the original"), "{reason}");
     let forced = bench(&["--max-flops-ratio", "0"]);
     assert_eq!(forced["variants"][0]["label"], "zero-insert");
+}
+
+#[test]
+fn exit_codes_are_documented_in_help() {
+    let help = strider(&["--help"]);
+    let text = stdout(&help);
+    for line in [
+        "0  success",
+        "1  a check or comparison failed (the numbers differ)",
+        "2  usage error",
+        "3  the model or an input is invalid, or it could not be read, run or written",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+}
+
+#[test]
+fn tolerances_and_durations_must_be_finite_and_not_negative() {
+    for (args, message) in [
+        (&["--atol", "NaN"][..], "invalid value 'NaN' for '--atol <ATOL>': expected a finite number ≥ 0, found NaN"),
+        (&["--atol=-1"][..], "invalid value '-1' for '--atol <ATOL>': expected a finite number ≥ 0, found -1"),
+        (&["--rtol", "inf"][..], "invalid value 'inf' for '--rtol <RTOL>': expected a finite number ≥ 0, found inf"),
+        (&["--time-limit=-1"][..], "expected a finite number of seconds ≥ 0, found -1"),
+        (&["--time-limit", "NaN"][..], "expected a finite number of seconds ≥ 0, found NaN"),
+    ] {
+        let out = strider(&[&["check", "examples/models/textbook.ron"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?} ran: {}", stdout(&out));
+    }
+    let ratio = strider(&["bench", "examples/models/textbook.ron", "--max-flops-ratio", "NaN"]);
+    assert_eq!(ratio.status.code(), Some(2));
+    assert!(stderr(&ratio).contains("expected a finite number ≥ 0, found NaN"), "{}", stderr(&ratio));
+}
+
+/// A stride-4 ConvTranspose whose output (1352 elements) is smaller than every lowering's intermediates.
+const SHRINKING: &str = r#"(name: "shrinking", inputs: [(name: "x", shape: [1, 2, 8, 8])],
+ initializers: [(name: "w", shape: [2, 2, 4, 4], data: Uniform(seed: 1, low: -1.0, high: 1.0))],
+ nodes: [(name: "up", op: ConvTranspose(strides: [4, 4], pads: [3, 3, 3, 3]), inputs: ["x", "w"], outputs: ["y"])],
+ outputs: ["y"])"#;
+
+#[test]
+fn check_skips_lowerings_a_limit_refuses_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("shrinking.ron");
+    std::fs::write(&model, SHRINKING).unwrap();
+    let out = strider(&["check", model.to_str().unwrap(), "--max-elements", "1500"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains(
+            "skipped: `up/y.zero_insert` would have shape [1, 2, 29, 29] (1682 elements), over the limit of 1500 elements"
+        ),
+        "{table}"
+    );
+    assert!(!table.contains("FAIL") && !table.contains("ERROR"), "{table}");
+    // The optimized graphs (cpu, flops, memory) never pick a form over the limit: they run and pass.
+    assert!(table.contains("all 3 comparisons pass (4 skipped)"), "{table}");
+    let json = strider(&["check", model.to_str().unwrap(), "--max-elements", "1500", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["skipped"].is_string()).count(), 4);
+    assert!(rows.iter().all(|r| r["error"].is_null()));
+}
+
+#[test]
+fn non_finite_inputs_and_weights_are_reported_and_nan_matches_only_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("shrinking.ron");
+    std::fs::write(&model, SHRINKING).unwrap();
+    let mut x = ndarray::ArrayD::<f32>::zeros(vec![1, 2, 8, 8]);
+    x[[0, 0, 3, 3]] = f32::NAN;
+    x[[0, 1, 0, 0]] = f32::INFINITY;
+    let x_path = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&x_path, &x).unwrap();
+    let input = format!("x={}", x_path.display());
+    let run = strider(&["run", model.to_str().unwrap(), "--input", &input]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(stderr(&run).contains("warning: input `x` holds 1 NaN and 1 infinite values (of 128)"), "{}", stderr(&run));
+    assert!(stdout(&run).contains("non-finite"), "{}", stdout(&run));
+    let check = strider(&["check", model.to_str().unwrap(), "--input", &input, "--per-node"]);
+    let table = stdout(&check);
+    assert_eq!(check.status.code(), Some(0), "{table}");
+    assert!(table.contains("warning: input `x` holds 1 NaN and 1 infinite values (of 128)"), "{table}");
+    // Every lowering puts NaN and the infinities exactly where the original does: they match only
+    // themselves (a NaN where the original has a number fails: see strider_check::compare's tests).
+    assert!(table.contains("y[0, 0, 0, 0] = -inf (want -inf)"), "{table}");
+    assert!(table.contains("all 11 comparisons pass"), "{table}");
+}
+
+#[test]
+fn explore_matrix_refuses_a_matrix_over_the_limit_before_building_it() {
+    let out =
+        strider(&["explore", "examples/models/fcn8_head.ron", "--matrix", "upscore8", "--max-matrix-nnz", "1000"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("C for `upscore8` stores 85377600 elements, more than --max-matrix-nnz 1000"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_given_as_npy_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("x.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return;
+    }
+    let input = format!("x={}", fifo.display());
+    let out = strider(&["run", "examples/models/textbook.ron", "--input", &input]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("x.npy: not a regular file"), "{}", stderr(&out));
+}
+
+#[test]
+fn max_memory_refuses_before_running_and_names_node_and_bytes() {
+    let info = strider(&["info", "examples/models/dcgan_generator.ron"]);
+    assert!(stdout(&info).contains("estimated peak memory: 15756688 bytes (while `up4` runs)"), "{}", stdout(&info));
+    for command in ["run", "check", "bench"] {
+        let out = strider(&[command, "examples/models/dcgan_generator.ron", "--max-memory", "1M"]);
+        assert_eq!(out.status.code(), Some(3), "{command}");
+        assert!(
+            stderr(&out).contains(
+                "model `dcgan_generator` needs an estimated 15756688 bytes while node `up4` runs, more than --max-memory 1048576"
+            ),
+            "{command}: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{command} ran: {}", stdout(&out));
+    }
+    let enough = strider(&["run", "examples/models/dcgan_generator.ron", "--max-memory", "16M"]);
+    assert_eq!(enough.status.code(), Some(0), "{}", stderr(&enough));
+    let bad = strider(&["run", "examples/models/dcgan_generator.ron", "--max-memory", "8X"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("expected a byte count like 8G or 1000000, found `8X`"), "{}", stderr(&bad));
+}
+
+#[test]
+fn variants_over_max_memory_are_skipped_with_the_reason() {
+    let check = strider(&["check", "examples/models/fcn8_head.ron", "--max-memory", "23000000"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let table = stdout(&check);
+    assert!(
+        table.contains(
+            "skipped: needs an estimated 43903848 bytes while `upscore8/logits.conv` runs, more than --max-memory 23000000"
+        ),
+        "{table}"
+    );
+    assert!(!table.contains("FAIL"), "{table}");
+    let args = ["--runs", "1", "--warmup", "0", "--batch", "1", "--threads", "1", "--json", "--max-memory", "12000000"];
+    let bench = strider(&[&["bench", "examples/models/unet_decoder.ron"][..], &args].concat());
+    assert_eq!(bench.status.code(), Some(0), "{}", stderr(&bench));
+    let json: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    let skipped = json["skipped"].as_array().unwrap();
+    let sparse = skipped.iter().find(|s| s["label"] == "sparse-matmul").expect("sparse-matmul skipped");
+    assert!(sparse["reason"].as_str().unwrap().contains("more than --max-memory 12.00MB"), "{sparse}");
+    let estimates = json["estimated_peak_bytes"].as_array().unwrap();
+    assert_eq!(estimates.len(), json["variants"].as_array().unwrap().len());
+    assert!(estimates.iter().all(|b| b.as_u64().is_some_and(|b| b > 0 && b <= 12_000_000)));
 }

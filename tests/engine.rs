@@ -104,3 +104,68 @@ fn runs_report_their_peak_memory() {
     assert_eq!(stats.step_times.len(), 1);
     assert_eq!(outputs[0].1.shape(), &[1, 4, 32, 32]);
 }
+
+/// Peak bytes of one run of a one-node graph on seeded inputs, and its output's bytes.
+fn peak_of_one_node(op: Op, x: &[usize], w: Option<&[usize]>) -> (usize, usize) {
+    let mut b = GraphBuilder::new("one", Limits::default());
+    b.input("x", x.to_vec());
+    let mut inputs = vec!["x"];
+    if let Some(w) = w {
+        b.initializer("w", tensor(w, 1), DataSpec::Fill(0.0));
+        inputs.push("w");
+    }
+    b.node("n", op, inputs, ["y"]).output("y");
+    let graph = b.finish().unwrap();
+    let mut plan = Plan::new(&graph, &PlanOptions { threads: 1 }).unwrap();
+    let inputs = HashMap::from([("x".to_string(), tensor(x, 3))]);
+    let (outputs, stats) = plan.run_with_stats(&inputs, false).unwrap();
+    (stats.peak_bytes, outputs[0].1.len() * 4)
+}
+
+#[test]
+fn conv_workspaces_stay_bounded_in_every_rank() {
+    // Issue 10: im2col was blocked only on the third padded spatial axis, so 1-D and 2-D convs built
+    // the whole column matrix (here 128 MiB and 64 MiB). Blocks now bound it for every rank.
+    let workspace = strider::interp::kernels::BLOCK_ELEMENTS * 4;
+    let cases = [
+        (&[1, 1, 8192 + 4095][..], &[1, 1, 4096][..], 4096 * 8192 * 4),
+        (&[1, 1, 127, 127], &[1, 1, 64, 64], (64 * 64) * (64 * 64) * 4),
+    ];
+    for (x, w, whole_matrix) in cases {
+        let (peak, output) = peak_of_one_node(Op::Conv(Default::default()), x, Some(w));
+        assert!(peak <= output + workspace, "{x:?}: peak {peak} B over output {output} B + {workspace} B");
+        assert!(peak < whole_matrix / 4, "{x:?}: peak {peak} B, the whole column matrix is {whole_matrix} B");
+    }
+}
+
+#[test]
+fn pad_needs_no_memory_beyond_its_output() {
+    // Issue 10: Pad built an index map of 16 bytes per output element; it now maps per axis.
+    let attrs = strider::ir::op::PadAttrs { pads: vec![0, 0, 256, 256, 0, 0, 256, 256], ..Default::default() };
+    let (peak, output) = peak_of_one_node(Op::Pad(attrs), &[1, 1, 512, 512], None);
+    assert_eq!(output, 1024 * 1024 * 4);
+    assert!(peak <= output + 64 * 1024, "peak {peak} B for a {output} B output");
+}
+
+#[test]
+fn the_estimated_peak_memory_covers_what_a_run_uses() {
+    // The estimate (used by --max-memory before running) counts inputs and weights too; a run's
+    // measured peak does not.
+    for entry in std::fs::read_dir("examples/models").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let graph = strider::ir::format::load(&path, &Limits::default()).unwrap();
+        let mut inputs = HashMap::new();
+        strider::interp::feeds::fill_missing(&graph, 0, &mut inputs);
+        let mut plan = Plan::new(&graph, &PlanOptions { threads: 1 }).unwrap();
+        let (_, stats) = plan.run_with_stats(&inputs, false).unwrap();
+        let held: usize = inputs.values().map(|a| a.len() * 4).sum::<usize>()
+            + graph.initializers().iter().map(|i| graph.shape(i.value).numel() * 4).sum::<usize>();
+        let measured = (stats.peak_bytes + held) as u128;
+        let estimate = strider::interp::memory::estimate_peak(&graph);
+        assert!(estimate.bytes >= measured, "{}: estimate {estimate:?} < measured {measured}", path.display());
+        assert!(estimate.bytes <= 4 * measured, "{}: estimate {estimate:?} ≫ measured {measured}", path.display());
+    }
+}

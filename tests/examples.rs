@@ -89,7 +89,7 @@ fn every_invalid_example_fails_with_its_documented_message() {
                 .expect("first line documents the error");
             let out = strider(&["info", &relative(path)]);
             let stderr = String::from_utf8(out.stderr).unwrap();
-            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert_eq!(out.status.code(), Some(3), "{stderr}");
             assert!(stderr.contains(expected), "expected `{expected}` in:\n{stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
             insta::assert_snapshot!("error", stderr);
@@ -103,7 +103,7 @@ fn every_invalid_onnx_example_fails_with_a_clear_error() {
         insta::glob!("../examples/invalid", "*.onnx", |path| {
             let out = strider(&["info", &relative(path)]);
             let stderr = String::from_utf8(out.stderr).unwrap();
-            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert_eq!(out.status.code(), Some(3), "{stderr}");
             assert!(stderr.contains(&relative(path)), "the report names the file:\n{stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
             insta::assert_snapshot!("error", stderr);

@@ -124,7 +124,7 @@ fn unknown_strategy_and_bad_target_are_refused() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown strategy `magic`"));
     let missing = strider(&["optimize", "examples/models/textbook.ron", "--cost", "nope.ron"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read nope.ron"));
 }
 
@@ -154,7 +154,7 @@ fn a_target_that_cannot_run_a_node_is_named_in_the_error() {
         .args(["optimize", "examples/models/textbook.ron", "--cost", target.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("value `y` has no supported form"), "{stderr}");
     for op in ["\"ConvTranspose\"", "\"Conv\"", "\"MatMul\"", "\"Col2Im\""] {

@@ -1,5 +1,6 @@
 //! Element-wise comparison of two tensors with numpy's `allclose` criterion:
-//! |got − want| ≤ atol + rtol · |want| for every element (NaN equals NaN).
+//! |got − want| ≤ atol + rtol · |want| for every element. Non-finite values match only themselves: NaN
+//! equals NaN and an infinity the same infinity, so a NaN output never counts as a match for a number.
 
 use ndarray::ArrayD;
 use serde::Serialize;
@@ -11,6 +12,18 @@ pub struct Tolerance {
     pub atol: f32,
     /// Relative tolerance.
     pub rtol: f32,
+}
+
+impl Tolerance {
+    /// Tolerances that mean something: finite and not negative (a NaN bound would pass everything).
+    pub fn new(atol: f32, rtol: f32) -> Result<Tolerance, String> {
+        for (name, v) in [("atol", atol), ("rtol", rtol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} must be a finite number ≥ 0, found {v}"));
+            }
+        }
+        Ok(Tolerance { atol, rtol })
+    }
 }
 
 impl Default for Tolerance {
@@ -63,10 +76,16 @@ pub fn compare(output: &str, want: &ArrayD<f32>, got: &ArrayD<f32>, tol: Toleran
     }
     let mut worst: Option<(f64, usize)> = None;
     for (i, (&w, &g)) in want.iter().zip(got.iter()).enumerate() {
-        let both_nan = w.is_nan() && g.is_nan();
-        let diff = if both_nan { 0.0 } else { (g as f64 - w as f64).abs() };
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
-        if diff > tol.atol as f64 + tol.rtol as f64 * (w as f64).abs() {
+        let (diff, within) = if w.is_finite() && g.is_finite() {
+            let diff = (g as f64 - w as f64).abs();
+            // Written so that a NaN bound fails rather than passes.
+            (diff, diff <= tol.atol as f64 + tol.rtol as f64 * (w as f64).abs())
+        } else if (w.is_nan() && g.is_nan()) || w == g {
+            (0.0, true)
+        } else {
+            (f64::INFINITY, false)
+        };
+        if !within {
             c.mismatched += 1;
         }
         if w != 0.0 {
@@ -122,5 +141,34 @@ mod tests {
         let tol = Tolerance::default();
         assert!(compare("y", &arr(&[f32::NAN, 1., 1., 1.]), &arr(&[f32::NAN, 1., 1., 1.]), tol).pass);
         assert!(!compare("y", &arr(&[1., 1., 1., 1.]), &arr(&[f32::NAN, 1., 1., 1.]), tol).pass);
+        assert!(!compare("y", &arr(&[f32::NAN, 1., 1., 1.]), &arr(&[1., 1., 1., 1.]), tol).pass);
+    }
+
+    #[test]
+    fn infinities_match_only_the_same_infinity_even_with_a_huge_tolerance() {
+        let tol = Tolerance { atol: f32::MAX, rtol: f32::MAX };
+        let inf = f32::INFINITY;
+        assert!(compare("y", &arr(&[inf, 1., 1., 1.]), &arr(&[inf, 1., 1., 1.]), tol).pass);
+        assert!(!compare("y", &arr(&[inf, 1., 1., 1.]), &arr(&[-inf, 1., 1., 1.]), tol).pass);
+        assert!(!compare("y", &arr(&[1., 1., 1., 1.]), &arr(&[inf, 1., 1., 1.]), tol).pass);
+        let nan = compare("y", &arr(&[1., 1., 1., 1.]), &arr(&[f32::NAN, 1., 1., 1.]), tol);
+        assert_eq!((nan.pass, nan.mismatched, nan.worst_index.clone()), (false, 1, vec![0, 0]));
+        assert_eq!(nan.max_abs, f64::INFINITY);
+    }
+
+    #[test]
+    fn a_nan_tolerance_fails_rather_than_passes() {
+        let tol = Tolerance { atol: f32::NAN, rtol: 0.0 };
+        assert!(!compare("y", &arr(&[1., 2., 3., 4.]), &arr(&[1., 2., 3., 5.]), tol).pass);
+        assert_eq!(compare("y", &arr(&[1., 2., 3., 4.]), &arr(&[1., 2., 3., 5.]), tol).mismatched, 4);
+    }
+
+    #[test]
+    fn tolerances_must_be_finite_and_not_negative() {
+        assert!(Tolerance::new(0.0, 1e-4).is_ok());
+        for (atol, rtol) in [(f32::NAN, 0.0), (-1.0, 0.0), (0.0, f32::INFINITY), (0.0, -1e-9)] {
+            let err = Tolerance::new(atol, rtol).unwrap_err();
+            assert!(err.contains("must be a finite number ≥ 0"), "{err}");
+        }
     }
 }

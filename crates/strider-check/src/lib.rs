@@ -15,10 +15,13 @@ use std::time::Instant;
 
 use ndarray::ArrayD;
 use serde::Serialize;
+use strider_interp::fold::FoldError;
 use strider_interp::{Outputs, Plan, PlanOptions, feeds};
 use strider_ir::{Graph, Limits, Node, Op};
+use strider_rewrite::convert::ConvertError;
 use strider_rewrite::explore::NamedModel;
 use strider_rewrite::isolate::{isolate, lower_isolated};
+use strider_rewrite::pipeline::OptimizeError;
 use strider_rewrite::{Lowering, OptimizeOptions, Rule, RunLimits, Strategy, optimize};
 
 pub use compare::{Comparison, Tolerance, compare};
@@ -77,6 +80,8 @@ pub struct Report {
     pub tolerance: Tolerance,
     /// Every comparison.
     pub rows: Vec<Row>,
+    /// Graph inputs and initializers holding NaN or infinities (which the outputs then hold too).
+    pub non_finite: Vec<String>,
 }
 
 impl Report {
@@ -103,6 +108,9 @@ pub struct Options<'a> {
     /// Variants holding an explicit sparse matrix with more stored elements than this are reported as
     /// skipped rather than run (their memory is the point of `explore`, not of a check).
     pub max_matrix_nnz: usize,
+    /// Variants whose estimated peak memory ([`strider_interp::memory::estimate_peak`]) exceeds this
+    /// many bytes are reported as skipped rather than run.
+    pub max_memory: u128,
     /// Threads each graph runs on (0: one per core).
     pub threads: usize,
 }
@@ -151,23 +159,31 @@ pub fn check(
             done += per_lowering;
             let Some(lowered) = lower_alone(&alone, lowering, opts) else { continue };
             if stored_elements(&lowered) > opts.max_matrix_nnz {
-                rows.push(skipped(&node.name, lowering.name(), Scope::Model, &lowered, opts));
+                rows.push(skipped(&node.name, lowering.name(), Scope::Model, too_many_stored(&lowered, opts)));
                 continue;
             }
             let spliced = splice::splice(graph, node, &lowered, limits);
             rows.push(match spliced {
-                Ok(model) => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
+                Ok(model) => match too_large(&model, opts) {
+                    Some(why) => skipped(&node.name, lowering.name(), Scope::Model, why),
+                    None => compare_run(&model, inputs, &reference, opts, &node.name, lowering.name(), Scope::Model),
+                },
+                Err(e) if e.is_limit() => skipped(&node.name, lowering.name(), Scope::Model, e.to_string()),
                 Err(e) => failed(&node.name, lowering.name(), Scope::Model, e.to_string()),
             });
             if opts.per_node {
                 let mut seeded = HashMap::new();
                 feeds::fill_missing(&alone, opts.seed, &mut seeded);
-                let row = match run_prepared(&alone, &seeded, opts.threads) {
-                    Ok((want, _)) => {
-                        let want = want.into_iter().collect();
-                        compare_run(&lowered, &seeded, &want, opts, &node.name, lowering.name(), Scope::Node)
-                    }
-                    Err(e) => failed(&node.name, lowering.name(), Scope::Node, e.to_string()),
+                // The node alone is a sub-graph of the model that ran; its lowering may still be too large.
+                let row = match too_large(&lowered, opts) {
+                    Some(why) => skipped(&node.name, lowering.name(), Scope::Node, why),
+                    None => match run_prepared(&alone, &seeded, opts.threads) {
+                        Ok((want, _)) => {
+                            let want = want.into_iter().collect();
+                            compare_run(&lowered, &seeded, &want, opts, &node.name, lowering.name(), Scope::Node)
+                        }
+                        Err(e) => failed(&node.name, lowering.name(), Scope::Node, e.to_string()),
+                    },
                 };
                 rows.push(row);
             }
@@ -182,15 +198,44 @@ pub fn check(
             run_limits: opts.run_limits,
             limits: *limits,
         };
-        let optimized = optimize(graph, model.model, &pipeline).map(|o| o.graph).map_err(|e| e.to_string());
+        let optimized =
+            optimize(graph, model.model, &pipeline).map(|o| o.graph).map_err(|e| Refused::from_optimize(&e));
         rows.push(match optimized {
-            Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => skipped("*", &model.name, Scope::Optimized, &g, opts),
-            Ok(g) => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
-            Err(e) => failed("*", &model.name, Scope::Optimized, e),
+            Ok(g) if stored_elements(&g) > opts.max_matrix_nnz => {
+                skipped("*", &model.name, Scope::Optimized, too_many_stored(&g, opts))
+            }
+            Ok(g) => match too_large(&g, opts) {
+                Some(why) => skipped("*", &model.name, Scope::Optimized, why),
+                None => compare_run(&g, inputs, &reference, opts, "*", &model.name, Scope::Optimized),
+            },
+            Err(Refused::Limit(why)) => skipped("*", &model.name, Scope::Optimized, why),
+            Err(Refused::Error(e)) => failed("*", &model.name, Scope::Optimized, e),
         });
     }
     progress(total, total, "done");
-    Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows })
+    let non_finite = feeds::non_finite(graph, inputs).iter().map(ToString::to_string).collect();
+    Ok(Report { model: graph.name().into(), tolerance: opts.tolerance, rows, non_finite })
+}
+
+/// Why a variant could not be built: over a limit (skipped, with the reason) or an error (a failure).
+enum Refused {
+    Limit(String),
+    Error(String),
+}
+
+impl Refused {
+    fn from_ir(e: &strider_ir::Error) -> Refused {
+        if e.is_limit() { Refused::Limit(e.to_string()) } else { Refused::Error(e.to_string()) }
+    }
+
+    fn from_optimize(e: &OptimizeError) -> Refused {
+        match e {
+            OptimizeError::Convert(ConvertError::Invalid(e)) | OptimizeError::Fold(FoldError::Graph(e)) => {
+                Refused::from_ir(e)
+            }
+            other => Refused::Error(other.to_string()),
+        }
+    }
 }
 
 /// The node alone, lowered by `lowering` (None where the family does not apply).
@@ -210,13 +255,22 @@ pub(crate) fn stored_elements(graph: &Graph) -> usize {
         .sum()
 }
 
-/// A row for a variant too large to run here.
-fn skipped(node: &str, lowering: &str, scope: Scope, graph: &Graph, opts: &Options) -> Row {
-    let why = format!(
-        "matrix of {} stored elements exceeds --max-matrix-nnz {}",
-        stored_elements(graph),
-        opts.max_matrix_nnz
-    );
+/// Why a variant's explicit matrix is too large to run here.
+fn too_many_stored(graph: &Graph, opts: &Options) -> String {
+    format!("matrix of {} stored elements exceeds --max-matrix-nnz {}", stored_elements(graph), opts.max_matrix_nnz)
+}
+
+/// Why a variant's estimated peak memory keeps it from running here, if it does.
+fn too_large(graph: &Graph, opts: &Options) -> Option<String> {
+    let peak = strider_interp::memory::estimate_peak(graph);
+    (peak.bytes > opts.max_memory).then(|| {
+        let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
+        format!("needs an estimated {} bytes{at}, more than --max-memory {}", peak.bytes, opts.max_memory)
+    })
+}
+
+/// A row for a variant a limit keeps from running here.
+fn skipped(node: &str, lowering: &str, scope: Scope, why: String) -> Row {
     Row { error: None, skipped: Some(why), ..failed(node, lowering, scope, String::new()) }
 }
 

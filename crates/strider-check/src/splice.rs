@@ -17,7 +17,7 @@ pub fn splice(graph: &Graph, node: &Node, replacement: &Graph, limits: &Limits) 
     for init in graph.initializers() {
         let name = graph.value(init.value).name.clone();
         constants.insert(name.clone());
-        b.initializer(name, init.data.clone(), init.spec.clone());
+        b.copy_initializer(name, init);
     }
     let names =
         |g: &Graph, ids: &[strider_ir::ValueId]| ids.iter().map(|&v| g.value(v).name.clone()).collect::<Vec<_>>();
@@ -38,7 +38,7 @@ pub fn splice(graph: &Graph, node: &Node, replacement: &Graph, limits: &Limits) 
     for init in replacement.initializers() {
         let name = replacement.value(init.value).name.clone();
         if !constants.contains(&name) {
-            b.initializer(rename(&name), init.data.clone(), init.spec.clone());
+            b.copy_initializer(rename(&name), init);
         }
     }
     for (_, n) in replacement.nodes() {

@@ -465,7 +465,7 @@ fn reference_output(alone: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Opt
     let Op::ConvTranspose(attrs) = &node.op else { return None };
     let value = |v: strider_ir::ValueId| -> Option<ArrayD<f32>> {
         let name = &alone.value(v).name;
-        inputs.get(name).cloned().or_else(|| alone.initializer(v).map(|i| i.data.clone()))
+        inputs.get(name).cloned().or_else(|| alone.initializer(v).map(|i| i.data().clone()))
     };
     let args: Vec<ArrayD<f32>> = node.inputs.iter().map(|&v| value(v)).collect::<Option<_>>()?;
     let views: Vec<_> = args.iter().map(|a| a.view()).collect();
@@ -667,10 +667,9 @@ pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
     for (file, title, pick) in charts {
         files.push((file, chart(study, title, pick).map_err(|e| format!("cannot draw {file}: {e}"))?));
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    strider_ir::output::create_folder(dir).map_err(|e| e.to_string())?;
     for (name, text) in &files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        strider_ir::output::replace_text(&dir.join(name), text, "report").map_err(|e| e.to_string())?;
     }
     Ok(files.into_iter().map(|(name, _)| name.to_string()).collect())
 }

@@ -10,18 +10,21 @@ pub struct Buffers {
 
 impl Buffers {
     /// A buffer of `len` elements whose contents are unspecified (stale values of an earlier use):
-    /// the caller writes every element before reading it.
-    pub fn take(&mut self, len: usize) -> Vec<f32> {
+    /// the caller writes every element before reading it. A new buffer is reserved with
+    /// `try_reserve`, so memory the system refuses is an error, not an abort.
+    pub fn take(&mut self, len: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
         // Best fit: the smallest free buffer that is large enough.
         let fit = self.free.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity());
-        match fit.map(|(i, _)| i) {
-            Some(i) => {
-                let mut buffer = self.free.swap_remove(i);
-                buffer.resize(len, 0.0);
-                buffer
+        let mut buffer = match fit.map(|(i, _)| i) {
+            Some(i) => self.free.swap_remove(i),
+            None => {
+                let mut fresh = Vec::new();
+                fresh.try_reserve_exact(len)?;
+                fresh
             }
-            None => vec![0.0; len],
-        }
+        };
+        buffer.resize(len, 0.0);
+        Ok(buffer)
     }
 
     /// Keeps a buffer for reuse.
@@ -66,16 +69,23 @@ mod tests {
     #[test]
     fn buffers_are_reused_best_fit() {
         let mut b = Buffers::default();
-        let x = b.take(100);
-        let y = b.take(50);
+        let x = b.take(100).unwrap();
+        let y = b.take(50).unwrap();
         let x_ptr = x.as_ptr();
         b.give(x);
         b.give(y);
         // The best fit for 80 elements is the 100-element buffer.
-        let z = b.take(80);
+        let z = b.take(80).unwrap();
         assert_eq!((z.as_ptr(), z.len()), (x_ptr, 80));
         b.give(z);
         assert_eq!(b.retained_elements(), 150);
+    }
+
+    #[test]
+    fn memory_the_system_refuses_is_an_error() {
+        let mut b = Buffers::default();
+        assert!(b.take(usize::MAX / 8).is_err());
+        assert_eq!(b.take(3).unwrap().len(), 3);
     }
 
     #[test]

@@ -33,3 +33,72 @@ pub fn read_input(graph: &Graph, name: &str, path: &Path) -> Result<ArrayD<f32>,
         .ok_or_else(|| problem("the graph has no input of this name".to_string()))?;
     strider_ir::npy::read_f32(path, graph.shape(v).dims()).map_err(problem)
 }
+
+/// A graph input or initializer holding NaN or infinite values, which propagate to the outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonFinite {
+    /// "input" or "initializer".
+    pub kind: &'static str,
+    /// The value's name.
+    pub name: String,
+    /// NaN elements.
+    pub nan: usize,
+    /// Infinite elements.
+    pub infinite: usize,
+    /// All elements.
+    pub elements: usize,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} `{}` holds {} NaN and {} infinite values (of {})",
+            self.kind, self.name, self.nan, self.infinite, self.elements
+        )
+    }
+}
+
+/// Every graph input (as given in `inputs`) and initializer that holds NaN or infinite values.
+pub fn non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Vec<NonFinite> {
+    let count = |kind: &'static str, name: &str, data: &ArrayD<f32>| {
+        let nan = data.iter().filter(|v| v.is_nan()).count();
+        let infinite = data.iter().filter(|v| v.is_infinite()).count();
+        (nan + infinite > 0).then(|| NonFinite { kind, name: name.to_string(), nan, infinite, elements: data.len() })
+    };
+    let given = graph.inputs().iter().filter_map(|&v| {
+        let name = &graph.value(v).name;
+        inputs.get(name).and_then(|data| count("input", name, data))
+    });
+    let constants =
+        graph.initializers().iter().filter_map(|i| count("initializer", &graph.value(i.value).name, i.data()));
+    given.chain(constants).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strider_ir::format::DataSpec;
+    use strider_ir::{GraphBuilder, Limits, Op};
+
+    #[test]
+    fn non_finite_inputs_and_initializers_are_counted() {
+        let mut b = GraphBuilder::new("g", Limits::default());
+        b.input("x", vec![3]);
+        let w = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.0, f32::INFINITY, f32::NEG_INFINITY]).unwrap();
+        b.initializer("w", w.clone(), DataSpec::Inline(w.iter().copied().collect()));
+        b.node("add", Op::Add, ["x", "w"], ["y"]);
+        b.output("y");
+        let g = b.finish().unwrap();
+        let x = ArrayD::from_shape_vec(IxDyn(&[3]), vec![f32::NAN, 0.0, 2.0]).unwrap();
+        let found = non_finite(&g, &HashMap::from([("x".to_string(), x)]));
+        assert_eq!(
+            found.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "input `x` holds 1 NaN and 0 infinite values (of 3)",
+                "initializer `w` holds 0 NaN and 2 infinite values (of 3)"
+            ]
+        );
+        assert!(non_finite(&g, &HashMap::new()).len() == 1);
+    }
+}

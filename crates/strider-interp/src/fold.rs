@@ -14,7 +14,7 @@ use crate::{ExecError, kernels};
 pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError> {
     let mut constant: HashMap<usize, ArrayD<f32>> = HashMap::new();
     for init in graph.initializers() {
-        constant.insert(init.value.index(), init.data.clone());
+        constant.insert(init.value.index(), init.data().clone());
     }
     let mut b = GraphBuilder::new(graph.name(), *limits);
     for &v in graph.inputs() {
@@ -50,7 +50,7 @@ pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError
     }
     for init in graph.initializers() {
         if needed[init.value.index()] {
-            b.initializer(graph.value(init.value).name.clone(), init.data.clone(), init.spec.clone());
+            b.copy_initializer(graph.value(init.value).name.clone(), init);
         }
     }
     for v in folded {

@@ -9,6 +9,7 @@ pub mod fold;
 mod fusion;
 pub mod gemm;
 pub mod kernels;
+pub mod memory;
 pub mod plan;
 
 use std::collections::HashMap;

@@ -27,6 +27,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A result could not be written.
+    #[error("cannot write {what} {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was being written ("model", "weight `w`", "output `y`").
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The model text is not valid RON for the model format.
     #[error("{message}")]
     Syntax {
@@ -132,10 +142,15 @@ fn names(nodes: &[String]) -> String {
 }
 
 impl Error {
+    /// Whether a limit (`--max-elements`) refused the graph, rather than the graph being wrong.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Error::TooLarge { .. })
+    }
+
     /// The node or value this error is about, if any.
     pub fn subject(&self) -> Option<Subject> {
         match self {
-            Error::Io { .. } | Error::Syntax { .. } => None,
+            Error::Io { .. } | Error::Write { .. } | Error::Syntax { .. } => None,
             Error::DuplicateNode { name } | Error::DuplicateValue { name, .. } => {
                 Some(Subject::Duplicate(name.clone()))
             }

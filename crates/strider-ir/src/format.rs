@@ -14,16 +14,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ndarray::{ArrayD, IxDyn};
 use ron::extensions::Extensions;
 use ron::ser::PrettyConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::DataSpec;
 use crate::error::{Error, Result, Subject};
-use crate::graph::{Graph, GraphBuilder, Limits};
+use crate::graph::{Graph, GraphBuilder, Initializer, Limits};
 use crate::op::Op;
+use crate::output;
 use crate::shape::Shape;
-use crate::{npy, seeded};
 
 /// A whole model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,72 +62,6 @@ pub struct InitializerDecl {
     pub shape: Vec<usize>,
     /// Where the numbers come from.
     pub data: DataSpec,
-}
-
-/// Where an initializer's numbers come from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum DataSpec {
-    /// Listed in row-major order.
-    Inline(Vec<f32>),
-    /// A little-endian f32 `.npy` file, relative to the model file.
-    Npy(String),
-    /// Uniform in [low, high), from a value-stable generator.
-    Uniform {
-        /// Generator seed.
-        seed: u64,
-        /// Lower bound.
-        low: f32,
-        /// Upper bound (exclusive).
-        high: f32,
-    },
-    /// Normal(mean, std), from a value-stable generator.
-    Normal {
-        /// Generator seed.
-        seed: u64,
-        /// Mean.
-        #[serde(default, skip_serializing_if = "is_zero")]
-        mean: f32,
-        /// Standard deviation.
-        std: f32,
-    },
-    /// Every element the same.
-    Fill(f32),
-    /// FCN's bilinear upsampling kernel for a (C, M/group, k…) weight: the separable bilinear filter on
-    /// each channel pair i = j (every pair when M/group = 1), zero elsewhere.
-    Bilinear,
-}
-
-impl DataSpec {
-    /// Produces the data for a tensor of `shape` (whose element count the caller has checked).
-    fn materialize(&self, shape: &[usize], base_dir: &Path) -> Result<ArrayD<f32>, String> {
-        let n = Shape(shape.to_vec()).numel();
-        let data = match self {
-            DataSpec::Inline(v) if v.len() != n => {
-                return Err(format!("lists {} values, but shape {shape:?} holds {n}", v.len()));
-            }
-            DataSpec::Inline(v) => v.clone(),
-            DataSpec::Npy(file) => return npy::read_f32(&base_dir.join(file), shape),
-            DataSpec::Uniform { seed, low, high } => seeded::uniform(*seed, n, *low, *high),
-            DataSpec::Normal { seed, mean, std } => seeded::normal(*seed, n, *mean, *std),
-            DataSpec::Fill(v) => vec![*v; n],
-            DataSpec::Bilinear => return bilinear(shape),
-        };
-        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
-    }
-}
-
-fn is_zero(v: &f32) -> bool {
-    *v == 0.0
-}
-
-fn bilinear(shape: &[usize]) -> Result<ArrayD<f32>, String> {
-    if shape.len() < 3 {
-        return Err(format!("Bilinear needs a (C, M/group, k…) weight shape, found {shape:?}"));
-    }
-    let taps: Vec<Vec<f32>> = shape[2..].iter().map(|&k| seeded::bilinear_1d(k)).collect();
-    Ok(ArrayD::from_shape_fn(IxDyn(shape), |ix| {
-        if ix[0] == ix[1] || shape[1] == 1 { taps.iter().enumerate().map(|(a, t)| t[ix[2 + a]]).product() } else { 0.0 }
-    }))
 }
 
 /// A node.
@@ -174,6 +108,11 @@ pub fn build(file: &ModelFile, base_dir: &Path, limits: &Limits) -> Result<Graph
     }
     for i in &file.initializers {
         limits.check(&i.name, &Shape(i.shape.clone()))?;
+        if i.data.is_generator() {
+            // Produced on first use: `info` never allocates it.
+            b.generated_initializer(&i.name, i.shape.clone(), i.data.clone());
+            continue;
+        }
         let data = i
             .data
             .materialize(&i.shape, base_dir)
@@ -251,9 +190,64 @@ pub fn to_ron(file: &ModelFile) -> String {
     out
 }
 
-/// Writes `graph` as model text to `path`.
+/// Initializers with more elements than this are written to `.npy` files rather than inline.
+pub const INLINE_LIMIT: usize = 16;
+
+/// Whether `save` writes an initializer to a `.npy` file: the model text holds only small, finite
+/// inline lists and generators; data read from a `.npy` file is copied, so the saved model does not
+/// depend on where the original's files were.
+fn goes_to_file(spec: &DataSpec, init: &Initializer) -> bool {
+    match spec {
+        DataSpec::Inline(_) => init.data().len() > INLINE_LIMIT || init.data().iter().any(|v| !v.is_finite()),
+        DataSpec::Npy(_) => true,
+        DataSpec::Uniform { .. } | DataSpec::Normal { .. } | DataSpec::Fill(_) | DataSpec::Bilinear => false,
+    }
+}
+
+/// Writes `graph` as model text to `path`, with its weights (initializers read from `.npy` files, and
+/// inline ones over [`INLINE_LIMIT`] elements or holding NaN or infinities) in the folder
+/// `<stem>.weights/` beside it, referenced relative to the model file. A missing destination folder is
+/// created. The model and the weights folder are written complete under temporary names in the
+/// destination folder, then renamed into place; the previous weights folder is removed only then,
+/// so no stale files remain. While the two are swapped the model is briefly absent, never paired with
+/// another write's weights.
 pub fn save(graph: &Graph, path: &Path) -> Result<()> {
-    std::fs::write(path, to_ron(&to_model_file(graph))).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    let model_name = output::file_name(path, "model")?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    output::create_folder(dir)?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(model_name);
+    let weights_name = format!("{stem}.weights");
+    let mut staged = output::Staged::new(dir);
+    let mut weights_folder = None;
+    let mut names = output::FileNames::new();
+    let mut file = to_model_file(graph);
+    for (decl, init) in file.initializers.iter_mut().zip(graph.initializers()) {
+        if !goes_to_file(&decl.data, init) {
+            continue;
+        }
+        let folder = match &weights_folder {
+            Some(folder) => folder,
+            None => weights_folder.insert(staged.folder(&weights_name, "weights folder")?),
+        };
+        let file_name = names.next(&decl.name, "npy");
+        output::write_npy_new(&folder.join(&file_name), init.data(), &format!("weight `{}`", decl.name))?;
+        decl.data = DataSpec::Npy(format!("{weights_name}/{file_name}"));
+    }
+    let text = to_ron(&file);
+    let staged_model = staged.file(model_name, "model", |out| std::io::Write::write_all(out, text.as_bytes()))?;
+    let weights_path = dir.join(&weights_name);
+    if let Some(folder) = &weights_folder {
+        // The old model goes first, so that it is never read with the new weights.
+        staged.move_aside(path, "model")?;
+        staged.move_aside(&weights_path, "weights folder")?;
+        output::rename(folder, &weights_path, "weights folder")?;
+        output::rename(&staged_model, path, "model")?;
+    } else {
+        output::rename(&staged_model, path, "model")?;
+        staged.move_aside(&weights_path, "weights folder")?;
+    }
+    staged.committed();
+    Ok(())
 }
 
 /// 1-based line and column where model text defines `subject` (`name: "…"`), else where it first
@@ -314,18 +308,33 @@ mod tests {
     }
 
     #[test]
+    fn save_moves_large_and_non_finite_weights_to_files_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = GraphBuilder::new("g", Limits::default());
+        b.input("x", vec![2]);
+        let odd = ndarray::ArrayD::from_shape_vec(vec![2], vec![f32::INFINITY, f32::NAN]).unwrap();
+        b.initializer("odd", odd.clone(), DataSpec::Inline(odd.iter().copied().collect()));
+        b.initializer("small", ndarray::ArrayD::from_elem(vec![2], 0.5), DataSpec::Inline(vec![0.5, 0.5]));
+        b.node("a", Op::Add, ["x", "odd"], ["t"]).node("m", Op::Mul, ["t", "small"], ["y"]).output("y");
+        let g = b.finish().unwrap();
+        let path = dir.path().join("sub/m.ron");
+        save(&g, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#"(name: "odd", shape: [2], data: Npy("m.weights/odd.npy"))"#), "{text}");
+        assert!(text.contains(r#"(name: "small", shape: [2], data: Inline([0.5, 0.5]))"#), "{text}");
+        let again = load(&path, &Limits::default()).unwrap();
+        let data = again.initializers()[0].data();
+        assert!(data[0] == f32::INFINITY && data[1].is_nan());
+        // Saved again as it was loaded: the same text, and the weights copied beside the new file.
+        let copy = dir.path().join("copy.ron");
+        save(&again, &copy).unwrap();
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), text.replace("m.weights", "copy.weights"));
+    }
+
+    #[test]
     fn duplicates_point_at_the_second_definition() {
         let text = "(name: \"a\")\n(name: \"a\")";
         assert_eq!(locate(text, &Subject::Duplicate("a".into())), Some((2, 8)));
         assert_eq!(locate(text, &Subject::Node("a".into())), Some((1, 8)));
-    }
-
-    #[test]
-    fn bilinear_weight_is_diagonal() {
-        let w = bilinear(&[2, 2, 4]).unwrap();
-        assert_eq!(
-            w.as_slice().unwrap(),
-            &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]
-        );
     }
 }

@@ -5,13 +5,14 @@
 //! graph is immutable; rewrites build a new one.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use ndarray::ArrayD;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::data::DataSpec;
 use crate::error::{Error, Result};
-use crate::format::DataSpec;
 use crate::op::Op;
 use crate::shape::{Layout, Shape, TensorType};
 
@@ -38,6 +39,19 @@ impl Limits {
                 count: extent.unwrap_or(usize::MAX),
                 limit: self.max_elements,
             }),
+        }
+    }
+}
+
+impl Limits {
+    /// Checks a sparse matrix: its stored elements, and each axis (the row and column pointer arrays
+    /// and a dense product's rows are as long as an axis).
+    pub fn check_sparse(&self, name: &str, shape: &Shape, nnz: usize) -> Result<()> {
+        let count = shape.dims().iter().copied().fold(nnz, usize::max);
+        if count <= self.max_elements {
+            Ok(())
+        } else {
+            Err(Error::TooLarge { name: name.to_string(), shape: shape.clone(), count, limit: self.max_elements })
         }
     }
 }
@@ -103,14 +117,30 @@ pub struct Node {
 }
 
 /// Constant data of an initializer, and how the model file described it (kept for saving).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Initializer {
     /// The value it defines.
     pub value: ValueId,
-    /// The data, shaped as the value.
-    pub data: ArrayD<f32>,
+    /// The data: given, or produced from a generator `spec` on first use.
+    data: OnceLock<ArrayD<f32>>,
+    /// The value's shape, for producing generated data.
+    shape: Vec<usize>,
     /// How the model file wrote it.
     pub spec: DataSpec,
+}
+
+impl Initializer {
+    /// The data, shaped as the value. Generated data (`Uniform`, `Normal`, `Fill`, `Bilinear`) is
+    /// produced here on first use, so what needs only shapes (`info`) never allocates it.
+    pub fn data(&self) -> &ArrayD<f32> {
+        self.data.get_or_init(|| self.spec.generate(&self.shape))
+    }
+}
+
+impl PartialEq for Initializer {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.spec == other.spec && self.data() == other.data()
+    }
 }
 
 /// A validated, shape-inferred operator graph.
@@ -215,6 +245,15 @@ impl Graph {
     }
 }
 
+/// An initializer's data as the builder receives it.
+#[derive(Clone, Debug)]
+enum Constant {
+    /// The data itself.
+    Given(ArrayD<f32>),
+    /// A shape whose data the spec generates on first use.
+    Generated(Shape),
+}
+
 /// A node as the builder receives it: names, not ids.
 #[derive(Clone, Debug)]
 struct PendingNode {
@@ -230,7 +269,7 @@ pub struct GraphBuilder {
     name: String,
     limits: Limits,
     inputs: Vec<(String, Shape)>,
-    initializers: Vec<(String, ArrayD<f32>, DataSpec)>,
+    initializers: Vec<(String, Constant, DataSpec)>,
     nodes: Vec<PendingNode>,
     outputs: Vec<String>,
 }
@@ -256,7 +295,29 @@ impl GraphBuilder {
 
     /// Adds constant data; `spec` records how a saved model should write it.
     pub fn initializer(&mut self, name: impl Into<String>, data: ArrayD<f32>, spec: DataSpec) -> &mut Self {
-        self.initializers.push((name.into(), data, spec));
+        self.initializers.push((name.into(), Constant::Given(data), spec));
+        self
+    }
+
+    /// Adds a copy of another graph's initializer under `name`: generated data stays generated.
+    pub fn copy_initializer(&mut self, name: impl Into<String>, init: &Initializer) -> &mut Self {
+        let constant = match init.data.get() {
+            None => Constant::Generated(Shape(init.shape.clone())),
+            Some(data) => Constant::Given(data.clone()),
+        };
+        self.initializers.push((name.into(), constant, init.spec.clone()));
+        self
+    }
+
+    /// Adds an initializer whose data a generator `spec` produces on first use (see
+    /// [`Initializer::data`]); [`GraphBuilder::finish`] checks the generator against `shape`.
+    pub fn generated_initializer(
+        &mut self,
+        name: impl Into<String>,
+        shape: impl Into<Shape>,
+        spec: DataSpec,
+    ) -> &mut Self {
+        self.initializers.push((name.into(), Constant::Generated(shape.into()), spec));
         self
     }
 
@@ -305,10 +366,25 @@ impl GraphBuilder {
             input_ids.push(define(&mut values, &n, shape, Producer::Input, "graph input".into())?);
         }
         let mut inits = Vec::with_capacity(initializers.len());
-        for (n, data, spec) in initializers {
-            let shape = Shape(data.shape().to_vec());
+        for (n, constant, spec) in initializers {
+            let (shape, data) = match constant {
+                Constant::Given(data) => (Shape(data.shape().to_vec()), OnceLock::from(data)),
+                Constant::Generated(shape) => {
+                    limits.check(&n, &shape)?;
+                    let problem = if spec.is_generator() {
+                        spec.check(shape.dims()).err()
+                    } else {
+                        Some("is not generated".into())
+                    };
+                    if let Some(problem) = problem {
+                        return Err(Error::Initializer { name: n, problem });
+                    }
+                    (shape, OnceLock::new())
+                }
+            };
+            let dims = shape.0.clone();
             let value = define(&mut values, &n, shape, Producer::Initializer, "initializer".into())?;
-            inits.push(Initializer { value, data, spec });
+            inits.push(Initializer { value, data, shape: dims, spec });
         }
 
         // Node outputs get ids now (shapes later) so that reads can be resolved in any order.
@@ -371,7 +447,7 @@ impl GraphBuilder {
             for (&v, shape) in node.outputs.iter().zip(out) {
                 match layout {
                     Layout::Dense => limits.check(&values[v.0].name, &shape)?,
-                    Layout::Csr { nnz } => limits.check(&values[v.0].name, &Shape(vec![nnz]))?,
+                    Layout::Csr { nnz } => limits.check_sparse(&values[v.0].name, &shape, nnz)?,
                 }
                 values[v.0].ty.shape = shape;
                 values[v.0].ty.layout = layout;
@@ -398,6 +474,30 @@ fn describe(producer: &Producer, nodes: &[PendingNode]) -> String {
 mod tests {
     use super::*;
     use crate::op::ConvTransposeAttrs;
+
+    #[test]
+    fn generated_initializers_are_produced_on_first_use_only() {
+        // Issue 10: `info` materialized every initializer (1 GiB for this Fill).
+        let text = r#"(name: "fill", inputs: [(name: "x", shape: [1])],
+            initializers: [(name: "big", shape: [268435456], data: Fill(1.0)), (name: "u", shape: [3], data: Uniform(seed: 1, low: 0.0, high: 1.0))],
+            nodes: [(name: "add", op: Add, inputs: ["x", "u"], outputs: ["y"])], outputs: ["y"])"#;
+        let g = crate::format::parse(text, std::path::Path::new("."), &Limits::default()).unwrap();
+        let node = g.nodes().next().unwrap().1;
+        assert_eq!(g.node_parameters(node), 3);
+        assert!(g.initializers().iter().all(|i| i.data.get().is_none()));
+        let u = &g.initializers()[1];
+        assert_eq!(u.data(), &ArrayD::from_shape_vec(vec![3], crate::seeded::uniform(1, 3, 0.0, 1.0)).unwrap());
+        // A copy stays lazy where the original has not been produced, and keeps data that has.
+        let mut b = GraphBuilder::new("copy", Limits::default());
+        b.copy_initializer("big", &g.initializers()[0]).copy_initializer("u", u).output("u");
+        let copy = b.finish().unwrap();
+        assert!(copy.initializers()[0].data.get().is_none());
+        assert!(copy.initializers()[1].data.get().is_some());
+        // A generator is checked when the graph is built.
+        let mut b = GraphBuilder::new("bad", Limits::default());
+        b.generated_initializer("w", vec![2], DataSpec::Fill(f32::NAN)).output("w");
+        assert!(matches!(b.finish(), Err(Error::Initializer { .. })));
+    }
 
     fn tiny() -> GraphBuilder {
         let mut b = GraphBuilder::new("t", Limits::default());

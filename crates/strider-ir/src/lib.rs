@@ -12,14 +12,17 @@
 //! assert_eq!(graph.shape(y).dims(), [1, 1, 3, 3]);
 //! ```
 
+pub mod data;
 pub mod error;
 pub mod format;
 pub mod graph;
 pub mod npy;
 pub mod op;
+pub mod output;
 pub mod seeded;
 pub mod shape;
 
+pub use data::DataSpec;
 pub use error::{Error, Result, Subject};
 pub use graph::{Graph, GraphBuilder, Initializer, Limits, Node, NodeId, Producer, Value, ValueId};
 pub use op::Op;

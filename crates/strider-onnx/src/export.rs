@@ -48,8 +48,10 @@ impl Default for ExportOptions {
 
 /// Writes `graph` as an ONNX file.
 pub fn save(graph: &Graph, path: &Path, options: &ExportOptions) -> Result<()> {
-    let model = export(graph, options)?;
-    std::fs::write(path, model.encode_to_vec()).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    let bytes = export(graph, options)?.encode_to_vec();
+    // Written complete under a temporary name, then renamed into place (never half a model).
+    strider_ir::output::replace_file(path, "ONNX model", |out| std::io::Write::write_all(out, &bytes))?;
+    Ok(())
 }
 
 /// The ONNX model of `graph`.
@@ -72,7 +74,7 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<ModelProto> {
     };
     let mut w = Writer::new(graph, options);
     for init in graph.initializers() {
-        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, &init.data));
+        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, init.data()));
     }
     for (_, node) in graph.nodes() {
         w.node(node)?;
@@ -463,7 +465,7 @@ impl<'g> Writer<'g> {
         else {
             return Err("its matrix is not a ConvMatrix of a constant weight".into());
         };
-        let matrix = conv_matrix(attrs, &weight.data.view()).map_err(|e| e.to_string())?;
+        let matrix = conv_matrix(attrs, &weight.data().view()).map_err(|e| e.to_string())?;
         Ok(matrix.to_dense().into_dyn())
     }
 }

@@ -184,8 +184,9 @@ pub fn name_of(bytes: &[u8]) -> Result<String, prost::DecodeError> {
 
 /// Writes `data` as a tensor file named `name`.
 pub fn write_file(path: &Path, name: &str, data: &ArrayD<f32>) -> Result<()> {
-    std::fs::write(path, from_f32(name, data).encode_to_vec())
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    let bytes = from_f32(name, data).encode_to_vec();
+    strider_ir::output::replace_file(path, "tensor", |out| std::io::Write::write_all(out, &bytes))?;
+    Ok(())
 }
 
 #[cfg(test)]

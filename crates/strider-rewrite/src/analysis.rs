@@ -31,6 +31,22 @@ pub struct Tensors {
     pub constants: HashMap<Symbol, Constant>,
     /// A readable name per class (original value names, or names rules give what they create).
     pub names: BTreeMap<Id, String>,
+    /// Most e-nodes the e-graph may hold (the saturation's node limit; `None`: no limit). A rule
+    /// application that would pass it declines instead, so the limit holds within an iteration too.
+    pub node_budget: Option<usize>,
+    /// Rule applications declined because they would add too many e-nodes, with the reason.
+    pub declined: Vec<Declined>,
+}
+
+/// A rule application declined before adding anything, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Declined {
+    /// The rule.
+    pub rule: String,
+    /// The value it matched.
+    pub value: String,
+    /// Why it declined.
+    pub reason: String,
 }
 
 /// What every class knows.

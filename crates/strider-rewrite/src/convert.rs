@@ -48,7 +48,7 @@ pub fn to_egraph(graph: &Graph) -> Seeded {
     }
     for init in graph.initializers() {
         let name = &graph.value(init.value).name;
-        let id = add_const(&mut egraph, name, Constant { data: init.data.clone(), spec: init.spec.clone() });
+        let id = add_const(&mut egraph, name, Constant { data: init.data().clone(), spec: init.spec.clone() });
         class.insert(init.value, id);
     }
     for (_, node) in graph.nodes() {

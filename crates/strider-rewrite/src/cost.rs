@@ -112,7 +112,7 @@ pub fn instances(graph: &Graph) -> Vec<(&strider_ir::Node, OpInstance<'_>)> {
 /// The cost of a plain graph under `model`, without building an e-graph: every op priced once, plus
 /// its constants; `None` when the model cannot execute one of its ops.
 pub fn price(graph: &Graph, model: &dyn CostModel) -> Option<f64> {
-    let mut total: f64 = graph.initializers().iter().map(|i| model.constant_cost(i.data.len())).sum();
+    let mut total: f64 = graph.initializers().iter().map(|i| model.constant_cost(graph.shape(i.value).numel())).sum();
     for (_, op) in instances(graph) {
         total += model.op_cost(&op)?;
     }

@@ -7,8 +7,9 @@ use serde::Serialize;
 use strider_ir::format::op_to_ron;
 use strider_ir::{Graph, Limits, Op};
 
+use crate::analysis::Declined;
 use crate::cost::{CostModel, Feasible, instances, price};
-use crate::isolate::{Form, in_form, isolate};
+use crate::isolate::{Form, in_form_noting_declined, isolate};
 use crate::pipeline::{IterationSize, RunLimits, saturate};
 use crate::strategy::Strategy;
 
@@ -68,6 +69,8 @@ pub struct NodeReport {
     pub variants: Vec<Variant>,
     /// Per model, the form it picks.
     pub picks: Vec<ModelPick>,
+    /// Rule applications declined for this node (too many e-nodes), with the reason.
+    pub declined: Vec<Declined>,
 }
 
 /// The whole exploration.
@@ -115,7 +118,7 @@ fn describe(form: Form, g: &Graph, models: &[NamedModel], limits: &Limits) -> Va
         flops += g.node_flops(n);
         bytes += n.outputs.iter().map(|&v| g.value(v).ty.size_bytes() as u64).sum::<u64>();
     }
-    bytes += g.initializers().iter().map(|i| 4 * i.data.len() as u64).sum::<u64>();
+    bytes += g.initializers().iter().map(|i| 4 * g.shape(i.value).numel() as u64).sum::<u64>();
     let costs = models.iter().map(|m| ModelCost { model: m.name.clone(), cost: price(g, m.model) }).collect();
     let fits = Feasible { inner: &crate::cost::Flops::default(), max_elements: limits.max_elements };
     let excluded = instances(g).iter().find_map(|(_, op)| fits.excess(op));
@@ -130,10 +133,17 @@ fn explore_node(
     limits: &Limits,
 ) -> NodeReport {
     let alone = isolate(graph, node);
-    let variants: Vec<Variant> = Form::ALL
-        .into_iter()
-        .filter_map(|form| in_form(&alone, form, run_limits).map(|g| describe(form, &g, models, limits)))
-        .collect();
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut declined: Vec<Declined> = Vec::new();
+    for form in Form::ALL {
+        let (lowered, refusals) = in_form_noting_declined(&alone, form, run_limits);
+        for d in refusals {
+            if !declined.contains(&d) {
+                declined.push(d);
+            }
+        }
+        variants.extend(lowered.map(|g| describe(form, &g, models, limits)));
+    }
     let picks = models
         .iter()
         .enumerate()
@@ -148,5 +158,5 @@ fn explore_node(
         })
         .collect();
     let output = graph.shape(node.outputs[0]).0.clone();
-    NodeReport { node: node.name.clone(), op: op_to_ron(&node.op), output, variants, picks }
+    NodeReport { node: node.name.clone(), op: op_to_ron(&node.op), output, variants, picks, declined }
 }

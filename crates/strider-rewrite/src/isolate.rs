@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use strider_ir::{Graph, GraphBuilder, Limits, Producer};
 
+use crate::analysis::Declined;
 use crate::cost::{Avoiding, Flops};
 use crate::pipeline::{RunLimits, extract_graph, saturate};
 use crate::rules::{Lowering, Rule};
@@ -64,7 +65,7 @@ pub fn isolate(graph: &Graph, node: &strider_ir::Node) -> Graph {
         let value = graph.value(v);
         match (value.producer, graph.initializer(v)) {
             (Producer::Initializer, Some(init)) => {
-                b.initializer(value.name.clone(), init.data.clone(), init.spec.clone());
+                b.copy_initializer(value.name.clone(), init);
             }
             _ => {
                 b.input(value.name.clone(), value.ty.shape.clone());
@@ -88,19 +89,33 @@ fn computes_directly(g: &Graph) -> bool {
 /// it stands and the fewest FLOPs among the rest; `None` when no rule applies. Sizes are not limited
 /// here: callers decide what is too large to run.
 pub fn lower_isolated(alone: &Graph, rules: &[Rule], limits: &RunLimits) -> Option<Graph> {
+    lower_isolated_noting_declined(alone, rules, limits).0
+}
+
+/// [`lower_isolated`], with the rule applications that declined (too many e-nodes) on the way.
+fn lower_isolated_noting_declined(alone: &Graph, rules: &[Rule], limits: &RunLimits) -> (Option<Graph>, Vec<Declined>) {
     let saturated = saturate(alone, rules, limits);
+    let declined = saturated.egraph.analysis.declined.clone();
     let flops = Flops::default();
     let model = Avoiding { inner: &flops, ops: &["ConvTranspose", "Upsample"] };
     let unlimited = Limits { max_elements: usize::MAX };
-    let (lowered, _) = extract_graph(&saturated, alone, &model, &unlimited, saturated.deadline).ok()?;
-    (!computes_directly(&lowered)).then_some(lowered)
+    let lowered = extract_graph(&saturated, alone, &model, &unlimited, saturated.deadline)
+        .ok()
+        .map(|(g, _)| g)
+        .filter(|g| !computes_directly(g));
+    (lowered, declined)
 }
 
 /// An isolated node in `form`: itself for [`Form::Direct`], else lowered by that family alone (with
 /// the support rules); `None` when the family does not apply.
 pub fn in_form(alone: &Graph, form: Form, limits: &RunLimits) -> Option<Graph> {
+    in_form_noting_declined(alone, form, limits).0
+}
+
+/// [`in_form`], with the rule applications that declined on the way (shown by `explore`).
+pub fn in_form_noting_declined(alone: &Graph, form: Form, limits: &RunLimits) -> (Option<Graph>, Vec<Declined>) {
     match form {
-        Form::Direct => Some(alone.clone()),
-        Form::Lowered(l) => lower_isolated(alone, &crate::Strategy::Force(l).rules(), limits),
+        Form::Direct => (Some(alone.clone()), Vec::new()),
+        Form::Lowered(l) => lower_isolated_noting_declined(alone, &crate::Strategy::Force(l).rules(), limits),
     }
 }

@@ -130,7 +130,8 @@ pub fn optimize(graph: &Graph, model: &dyn CostModel, opts: &OptimizeOptions) ->
 /// Saturates the e-graph of `graph` with `rules`.
 pub fn saturate(graph: &Graph, rules: &[Rule], limits: &RunLimits) -> Saturated {
     let deadline = Instant::now().checked_add(limits.time);
-    let seeded = to_egraph(graph);
+    let mut seeded = to_egraph(graph);
+    seeded.egraph.analysis.node_budget = Some(limits.nodes);
     let initial =
         IterationSize { nodes: seeded.egraph.total_number_of_nodes(), classes: seeded.egraph.number_of_classes() };
     let runner = Runner::default()

@@ -203,7 +203,7 @@ fn graph_with_batchnorm(c: &Case) -> Graph {
         b.input(base.value(v).name.clone(), base.shape(v).clone());
     }
     for init in base.initializers() {
-        b.initializer(base.value(init.value).name.clone(), init.data.clone(), init.spec.clone());
+        b.copy_initializer(base.value(init.value).name.clone(), init);
     }
     for (i, name) in ["scale", "shift", "mean"].into_iter().enumerate() {
         let data =

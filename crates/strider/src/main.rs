@@ -2,6 +2,7 @@
 
 mod commands;
 mod diagnostic;
+mod exit;
 mod model_files;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use strider_rewrite::{RunLimits, Strategy};
 /// Models are RON files (the format is described in README.md) or ONNX files (`.onnx`). Every command loads the model,
 /// checks it and infers every shape first; a problem in a RON file is reported with its line and column.
 #[derive(Parser)]
-#[command(name = "strider", version, propagate_version = true)]
+#[command(name = "strider", version, propagate_version = true, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,7 +36,8 @@ enum Command {
         /// feeds the input named inside it.
         #[arg(long = "input", value_name = "NAME=FILE|FILE.pb")]
         inputs: Vec<String>,
-        /// Write each graph output to DIR/<output name>.npy (or .pb, see --out-format).
+        /// Write each graph output to DIR/<output name>.npy (or .pb, see --out-format); DIR is created
+        /// when missing, names that would collide get -2, -3, ….
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// File format of the outputs written with --out.
@@ -46,16 +48,18 @@ enum Command {
         #[arg(long = "expect", value_name = "NAME=FILE|FILE.pb")]
         expect: Vec<String>,
         /// Absolute tolerance of --expect.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().atol)]
+        #[arg(long, default_value_t = strider_check::Tolerance::default().atol, value_parser = parse_tolerance)]
         atol: f32,
         /// Relative tolerance of --expect.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol)]
+        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol, value_parser = parse_tolerance)]
         rtol: f32,
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[command(flatten)]
         threads: ThreadArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
     },
     /// Convert a model between RON and ONNX (by the output's extension).
     ///
@@ -93,6 +97,8 @@ enum Command {
         tuning_db: Option<PathBuf>,
         #[command(flatten)]
         threads: ThreadArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
         /// Untimed runs of each variant first.
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -100,7 +106,7 @@ enum Command {
         #[arg(long, conflicts_with = "min_time")]
         runs: Option<usize>,
         /// Keep timing rounds for this many seconds (at least 5 runs each).
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
         min_time: f64,
         /// Consecutive runs of a variant per round: 1 alternates strictly (each run starts with the
         /// caches the other variants left), more measure each variant warm; rounds still alternate.
@@ -123,7 +129,7 @@ enum Command {
         max_matrix_nnz: usize,
         /// Skip (and say so) variants performing more than this many times the original's FLOPs
         /// (zero insertion at large strides); 0 times every variant.
-        #[arg(long, value_name = "R", default_value_t = 16.0)]
+        #[arg(long, value_name = "R", default_value_t = 16.0, value_parser = parse_ratio)]
         max_flops_ratio: f64,
         #[command(flatten)]
         saturation: SaturationArgs,
@@ -222,6 +228,9 @@ enum Command {
         /// With --matrix, also write C as a MatrixMarket file.
         #[arg(long, value_name = "FILE.mtx", requires = "matrix")]
         matrix_out: Option<PathBuf>,
+        /// With --matrix, refuse (before building it) a matrix storing more elements than this.
+        #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
+        max_matrix_nnz: usize,
         #[command(flatten)]
         tuning: TuningArgs,
         #[command(flatten)]
@@ -233,7 +242,8 @@ enum Command {
     /// node lowered on the same inputs as the original and compare every output; also the graphs
     /// `optimize` emits for flops, memory and each --target.
     ///
-    /// Exits with 1 when any comparison fails, so it can gate a CI pipeline.
+    /// Exits with 1 when any comparison fails, so it can gate a CI pipeline; a variant refused by a
+    /// limit (--max-elements, --max-matrix-nnz) is shown as skipped with the reason.
     Check {
         #[command(flatten)]
         model: ModelArgs,
@@ -243,11 +253,11 @@ enum Command {
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Absolute tolerance: pass when |lowered − original| ≤ atol + rtol·|original|.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().atol)]
+        /// Absolute tolerance (finite, ≥ 0): pass when |lowered − original| ≤ atol + rtol·|original|.
+        #[arg(long, default_value_t = strider_check::Tolerance::default().atol, value_parser = parse_tolerance)]
         atol: f32,
-        /// Relative tolerance.
-        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol)]
+        /// Relative tolerance (finite, ≥ 0).
+        #[arg(long, default_value_t = strider_check::Tolerance::default().rtol, value_parser = parse_tolerance)]
         rtol: f32,
         /// Also check each lowered node alone (on seeded inputs), so a failure points at node and rule.
         #[arg(long)]
@@ -263,6 +273,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         threads: ThreadArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
@@ -352,6 +364,45 @@ impl TuningArgs {
 }
 
 #[derive(Args)]
+struct MemoryArgs {
+    /// Refuse, before running, a model whose estimated peak memory (inputs, weights, intermediates
+    /// and workspaces) exceeds this many bytes; K, M, G and T suffixes are powers of 1024.
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_bytes)]
+    max_memory: u128,
+}
+
+impl MemoryArgs {
+    /// Refuses `graph` when its estimated peak memory is over the limit, naming the node and the bytes.
+    fn check(&self, graph: &strider_ir::Graph) -> miette::Result<()> {
+        let peak = strider_interp::memory::estimate_peak(graph);
+        if peak.bytes <= self.max_memory {
+            return Ok(());
+        }
+        let at =
+            peak.node.map_or_else(|| "for its inputs and weights".to_string(), |n| format!("while node `{n}` runs"));
+        Err(miette::miette!(
+            "model `{}` needs an estimated {} bytes {at}, more than --max-memory {}; raise it if that much memory is available",
+            graph.name(),
+            peak.bytes,
+            self.max_memory
+        ))
+    }
+}
+
+/// A byte count with an optional K, M, G or T suffix (powers of 1024).
+fn parse_bytes(s: &str) -> Result<u128, String> {
+    let (digits, shift) = match s.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&s[..s.len() - 1], 10),
+        Some(b'M') => (&s[..s.len() - 1], 20),
+        Some(b'G') => (&s[..s.len() - 1], 30),
+        Some(b'T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u128 = digits.parse().map_err(|_| format!("expected a byte count like 8G or 1000000, found `{s}`"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[derive(Args)]
 struct SaturationArgs {
     /// Stop saturating when the e-graph has this many e-nodes.
     #[arg(long, default_value_t = RunLimits::default().nodes)]
@@ -361,16 +412,39 @@ struct SaturationArgs {
     iter_limit: usize,
     /// Time budget in seconds: saturation stops when it is spent, and extraction then keeps its quick
     /// greedy choice instead of refining it.
-    #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64())]
+    #[arg(long, default_value_t = RunLimits::default().time.as_secs_f64(), value_parser = parse_seconds)]
     time_limit: f64,
 }
 
 impl SaturationArgs {
     fn limits(&self) -> miette::Result<RunLimits> {
-        let time = std::time::Duration::try_from_secs_f64(self.time_limit)
-            .map_err(|_| miette::miette!("--time-limit must be a non-negative number of seconds"))?;
+        // `parse_seconds` admitted only durations `Duration` can hold.
+        let time = std::time::Duration::try_from_secs_f64(self.time_limit).map_err(|e| miette::miette!("{e}"))?;
         Ok(RunLimits { nodes: self.node_limit, iterations: self.iter_limit, time })
     }
+}
+
+/// A finite tolerance ≥ 0: a NaN one would pass every comparison, a negative one fail every one.
+fn parse_tolerance(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    strider_check::Tolerance::new(v, 0.0)
+        .map(|t| t.atol)
+        .map_err(|_| format!("expected a finite number ≥ 0, found {v}"))
+}
+
+/// A number of seconds a `Duration` can hold.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    match std::time::Duration::try_from_secs_f64(v) {
+        Ok(_) => Ok(v),
+        Err(_) => Err(format!("expected a finite number of seconds ≥ 0, found {v}")),
+    }
+}
+
+/// A finite ratio ≥ 0.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("expected a finite number ≥ 0, found {v}")) }
 }
 
 /// Reads `--target` profiles.
@@ -379,7 +453,7 @@ fn load_targets(paths: &[PathBuf]) -> miette::Result<Vec<strider_rewrite::cost::
         .iter()
         .map(|t| match commands::optimize::CostChoice::parse(&t.to_string_lossy())? {
             commands::optimize::CostChoice::Target(t) => Ok(*t),
-            _ => Err(miette::miette!("--target expects a target profile file, found `{}`", t.display())),
+            _ => Err(exit::Usage(format!("--target expects a target profile file, found `{}`", t.display())).into()),
         })
         .collect()
 }
@@ -441,8 +515,9 @@ fn main() -> ExitCode {
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, threads } => {
+        Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, threads, memory } => {
             model.load().and_then(|g| {
+                memory.check(&g)?;
                 let tolerance = strider_check::Tolerance { atol, rtol };
                 let options = commands::run::RunOptions {
                     inputs,
@@ -468,6 +543,7 @@ fn main() -> ExitCode {
             costs,
             tuning_db,
             threads,
+            memory,
             warmup,
             runs,
             min_time,
@@ -481,13 +557,15 @@ fn main() -> ExitCode {
             saturation,
         } => (|| {
             let graph = model.load()?;
+            memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            commands::run::warn_non_finite(&graph, &feeds);
             let stop = match runs {
                 Some(n) => strider_check::bench::Stop::Runs(n.max(1)),
+                // `parse_seconds` admitted only durations `Duration` can hold.
                 None => strider_check::bench::Stop::MinTime(
-                    std::time::Duration::try_from_secs_f64(min_time)
-                        .map_err(|_| miette::miette!("--min-time must be a non-negative number of seconds"))?,
+                    std::time::Duration::try_from_secs_f64(min_time).map_err(|e| miette::miette!("{e}"))?,
                 ),
             };
             let args = commands::bench::BenchArgs {
@@ -496,6 +574,7 @@ fn main() -> ExitCode {
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
                 max_flops_ratio,
+                max_memory: memory.max_memory,
                 options: strider_check::bench::BenchOptions { threads: threads.threads, warmup, stop, batch, per_node },
                 tuning_db,
             };
@@ -561,9 +640,9 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Command::Explore { model, matrix: Some(node), matrix_out, .. } => (|| {
+        Command::Explore { model, matrix: Some(node), matrix_out, max_matrix_nnz, .. } => (|| {
             let graph = model.load()?;
-            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref())?);
+            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?);
             Ok(())
         })(),
         Command::Explore { model, targets, json, tuning, saturation, .. } => (|| {
@@ -597,9 +676,11 @@ fn main() -> ExitCode {
             max_matrix_nnz,
             json,
             threads,
+            memory,
             saturation,
         } => (|| {
             let graph = model.load()?;
+            memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
             let targets = load_targets(&targets)?;
@@ -610,6 +691,7 @@ fn main() -> ExitCode {
                 targets: &targets,
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
+                max_memory: memory.max_memory,
                 threads: threads.threads,
             };
             let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
@@ -621,7 +703,7 @@ fn main() -> ExitCode {
             if report.pass() {
                 Ok(())
             } else {
-                Err(miette::miette!("some lowerings do not match the original (see above)"))
+                Err(exit::Mismatch("some lowerings do not match the original (see above)".into()).into())
             }
         })(),
         Command::Study {
@@ -662,7 +744,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
             eprintln!("{report:?}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::code(&report))
         }
     }
 }

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, miette};
 use ndarray::ArrayD;
-use strider_ir::format::{self, DataSpec};
+use strider_ir::format;
 use strider_ir::{Graph, Limits};
 use strider_onnx::{ExportOptions, ImportOptions};
 
@@ -34,41 +34,22 @@ pub fn load(path: &Path, limits: &Limits, shapes: &BTreeMap<String, Vec<usize>>)
         return strider_onnx::import::load(path, &options).map_err(|e| diagnostic::onnx(path, e));
     }
     if let Some(name) = shapes.keys().next() {
-        return Err(miette!("--shape {name}: RON models declare static shapes; --shape applies to .onnx models"));
+        return Err(crate::exit::Usage(format!(
+            "--shape {name}: RON models declare static shapes; --shape applies to .onnx models"
+        ))
+        .into());
     }
     diagnostic::load_model(path, limits)
 }
 
-/// Initializers larger than this many elements are written to `.npy` files beside a RON model.
-const INLINE_LIMIT: usize = 16;
-
-/// Writes `graph` to `path` as ONNX or RON. Beside a RON file, weights given inline that are larger
-/// than [`INLINE_LIMIT`] elements (computed or imported ones) go to `<stem>.weights/<name>.npy`.
+/// Writes `graph` to `path` as ONNX or RON, complete or not at all: a RON model goes through
+/// `format::save` (weights to `<stem>.weights/`, renamed into place), an ONNX one is written under a
+/// temporary name and renamed.
 pub fn save(graph: &Graph, path: &Path, export: &ExportOptions) -> miette::Result<()> {
     if is_onnx(path) {
         return strider_onnx::export::save(graph, path, export).map_err(|e| diagnostic::onnx(path, e));
     }
-    let mut file = format::to_model_file(graph);
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let stem = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
-    let weights = format!("{stem}.weights");
-    for decl in &mut file.initializers {
-        if let DataSpec::Inline(values) = &decl.data {
-            if values.len() <= INLINE_LIMIT {
-                continue;
-            }
-            std::fs::create_dir_all(dir.join(&weights)).into_diagnostic()?;
-            let relative = format!("{weights}/{}.npy", decl.name.replace(['/', '\\'], "_"));
-            let data = ArrayD::from_shape_vec(decl.shape.clone(), values.clone()).into_diagnostic()?;
-            ndarray_npy::write_npy(dir.join(&relative), &data)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot write {relative}"))?;
-            decl.data = DataSpec::Npy(relative);
-        }
-    }
-    std::fs::write(path, format::to_ron(&file))
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot write {}", path.display()))
+    format::save(graph, path).into_diagnostic()
 }
 
 /// Reads a tensor file of exactly `shape` (`.npy` or `.pb`) for `what` (an input or output name);
@@ -102,5 +83,5 @@ pub fn write_tensor(path: &Path, name: &str, data: &ArrayD<f32>) -> miette::Resu
     if is_tensor_proto(path) {
         return strider_onnx::tensor::write_file(path, name, data).into_diagnostic();
     }
-    ndarray_npy::write_npy(path, data).into_diagnostic().wrap_err_with(|| format!("cannot write {}", path.display()))
+    strider_ir::output::replace_npy(path, data, &format!("tensor `{name}`")).into_diagnostic()
 }

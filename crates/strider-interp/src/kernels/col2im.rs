@@ -114,7 +114,7 @@ pub fn col2im(
     let (n, c) = (out_shape[0], out_shape[1]);
     let (positions, plane) = (volume(&g, |a| a.input), volume(&g, |a| a.output));
     let xs = contiguous(x);
-    let mut y = ctx.output_zeros(n * c * plane);
+    let mut y = ctx.output_zeros(n * c * plane)?;
     for b in 0..n {
         let cols = &xs[b * c * volume(&g, |a| a.kernel) * positions..];
         scatter_add(&g, cols, 0..positions, &mut y[b * c * plane..][..c * plane]);

@@ -36,9 +36,9 @@ pub fn conv(
     }
     let rows = cg * k_len;
     let pointwise = k_len == 1 && g.iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.input == a.output);
-    let mut y = ctx.output(n * m * out_len);
+    let mut y = ctx.output(n * m * out_len)?;
     let block = (BLOCK_ELEMENTS / rows.max(1)).clamp(1, out_len.max(1));
-    let mut cols = if pointwise { Vec::new() } else { ctx.scratch(rows * block) };
+    let mut cols = if pointwise { Vec::new() } else { ctx.scratch(rows * block)? };
     for b in 0..n {
         for grp in 0..groups {
             let wg = MatRef::row_major(&ws[grp * mg * rows..], mg, rows)?;

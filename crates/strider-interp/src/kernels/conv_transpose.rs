@@ -58,14 +58,14 @@ pub fn conv_transpose(
         return array(&shape, y);
     }
     // The output starts as the bias (or zero); the columns are added onto it.
-    let mut y = ctx.output(n * m * out_len);
+    let mut y = ctx.output(n * m * out_len)?;
     match &bias {
         Some(bias) => y.chunks_mut(out_len.max(1)).enumerate().for_each(|(i, p)| p.fill(bias[i % m])),
         None => y.fill(0.0),
     }
     let rows = mg * k_len;
     let block = (BLOCK_ELEMENTS / rows.max(1)).clamp(1, in_len.max(1));
-    let mut cols = ctx.scratch(rows * block);
+    let mut cols = ctx.scratch(rows * block)?;
     for b in 0..n {
         for grp in 0..groups {
             // W for this group is (C/g) × (M/g·k) row-major: its packed transpose, or the transpose read in place.

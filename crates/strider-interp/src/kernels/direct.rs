@@ -42,7 +42,7 @@ pub fn conv_transpose(
     let (inner, s) = (&g[2], g[2].stride);
     let starts = phase_starts(inner.output, s);
     let taps: Vec<(usize, i64)> = (0..inner.kernel).map(|k| tap_phase(inner, k)).collect();
-    let mut y = ctx.output(n * m * out_len);
+    let mut y = ctx.output(n * m * out_len)?;
     y.par_chunks_mut(out_len.max(1)).enumerate().with_min_len(grain(out_len * cg * k_len)).for_each(
         |(plane_index, plane)| {
             let (b, mo) = (plane_index / m, plane_index % m);
@@ -98,7 +98,7 @@ pub fn conv(
     // Per tap: its phase and shift, and the outputs whose input stays inside the line.
     let taps: Vec<((usize, i64), std::ops::Range<usize>)> =
         (0..inner.kernel).map(|k| (tap_phase(inner, k), conv_outputs_inside(inner, k))).collect();
-    let mut y = ctx.output(n * m * out_len);
+    let mut y = ctx.output(n * m * out_len)?;
     y.par_chunks_mut(out_len.max(1)).enumerate().with_min_len(grain(out_len * cg * k_len)).for_each(
         |(plane_index, plane)| {
             let (b, mo) = (plane_index / m, plane_index % m);

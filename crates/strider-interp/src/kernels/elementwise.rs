@@ -23,7 +23,7 @@ pub fn binary(ctx: &mut Ctx, a: Arg, b: &ArrayViewD<f32>, f: fn(f32, f32) -> f32
         a => {
             let a = a.dense()?;
             let a = a.broadcast(shape.0.clone()).ok_or(KernelError::Layout)?;
-            let mut out = array(shape.dims(), ctx.output(shape.numel()))?;
+            let mut out = array(shape.dims(), ctx.output(shape.numel())?)?;
             Zip::from(&mut out).and(&a).and(&b).for_each(|o, &x, &y| *o = f(x, y));
             Ok(out)
         }
@@ -41,7 +41,7 @@ pub fn unary(ctx: &mut Ctx, x: Arg, f: impl Fn(f32) -> f32 + Sync) -> Result<Arr
         x => {
             let x = x.dense()?;
             let src = contiguous(&x);
-            let mut out = ctx.output(src.len());
+            let mut out = ctx.output(src.len())?;
             out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(o, s)| {
                 o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v));
             });
@@ -71,7 +71,7 @@ pub fn batch_norm(
         Arg::Owned(a) if a.is_standard_layout() => a,
         x => {
             let x = x.dense()?;
-            let mut out = ctx.output(x.len());
+            let mut out = ctx.output(x.len())?;
             out.copy_from_slice(&contiguous(&x));
             array(x.shape(), out)?
         }

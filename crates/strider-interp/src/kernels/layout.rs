@@ -72,7 +72,7 @@ pub fn reshape(ctx: &mut Ctx, x: Arg, shape: &[usize]) -> Result<ArrayD<f32>, Ke
         Arg::Owned(a) if a.is_standard_layout() => a.into_shape_with_order(shape).map_err(|_| KernelError::Layout),
         x => {
             let x = x.dense()?;
-            let mut out = ctx.output(x.len());
+            let mut out = ctx.output(x.len())?;
             out.copy_from_slice(&contiguous(&x));
             array(shape, out)
         }
@@ -90,7 +90,7 @@ pub fn concat(
     let runs: Vec<(std::borrow::Cow<[f32]>, usize)> =
         inputs.iter().map(|x| (contiguous(x), x.shape()[axis..].iter().product::<usize>())).collect();
     let row: usize = runs.iter().map(|(_, len)| len).sum();
-    let mut out = ctx.output(outer * row);
+    let mut out = ctx.output(outer * row)?;
     if row > 0 {
         out.par_chunks_mut(row).enumerate().with_min_len(grain(row)).for_each(|(o, dst)| {
             let mut at = 0;
@@ -109,7 +109,7 @@ pub fn transpose(ctx: &mut Ctx, x: &ArrayViewD<f32>, perm: &[usize]) -> Result<A
     let in_strides = strides_of(x.shape());
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
     let strides: Vec<isize> = perm.iter().map(|&p| in_strides[p]).collect();
-    let mut out = ctx.output(x.len());
+    let mut out = ctx.output(x.len())?;
     gather(&data, 0, &strides, &shape, &mut out);
     array(&shape, out)
 }
@@ -123,7 +123,7 @@ pub fn slice(ctx: &mut Ctx, x: &ArrayViewD<f32>, attrs: &SliceAttrs) -> Result<A
     let base: isize =
         axes.iter().zip(&in_strides).map(|(a, &s)| if a.len == 0 { 0 } else { a.start as isize * s }).sum();
     let strides: Vec<isize> = axes.iter().zip(&in_strides).map(|(a, &s)| a.step as isize * s).collect();
-    let mut out = ctx.output(shape.iter().product());
+    let mut out = ctx.output(shape.iter().product())?;
     gather(&data, base, &strides, &shape, &mut out);
     array(&shape, out)
 }
@@ -163,7 +163,7 @@ pub fn pad(
             (0..out_shape[a] as i64).map(|p| pad_source(attrs.mode, p, attrs.pads[a], d)).collect()
         })
         .collect();
-    let mut out = ctx.output(out_shape.iter().product());
+    let mut out = ctx.output(out_shape.iter().product())?;
     let Some((&row_len, lead)) = out_shape.split_last() else {
         out.iter_mut().for_each(|v| *v = data.first().copied().unwrap_or(attrs.value));
         return array(out_shape, out);
@@ -232,7 +232,7 @@ pub fn depth_to_space(
     let shape: Vec<usize> = perm.iter().map(|&p| split[p]).collect();
     let strides: Vec<isize> = perm.iter().map(|&p| split_strides[p]).collect();
     let data = contiguous(x);
-    let mut out = ctx.output(x.len());
+    let mut out = ctx.output(x.len())?;
     gather(&data, 0, &strides, &shape, &mut out);
     let mut out_shape = vec![n, cout];
     out_shape.extend(spatial.iter().map(|&s| s * b));

@@ -15,7 +15,7 @@ pub fn zero_insert(
     attrs: &ZeroInsertAttrs,
     out_shape: &[usize],
 ) -> Result<ArrayD<f32>, KernelError> {
-    let mut out = ctx.output_zeros(out_shape.iter().product());
+    let mut out = ctx.output_zeros(out_shape.iter().product())?;
     let (rank, spatial) = (x.ndim(), x.ndim().saturating_sub(2));
     let (Some(&row_len), Some(&out_row)) = (x.shape().last(), out_shape.last()) else {
         return array(out_shape, out);

@@ -37,7 +37,7 @@ pub fn matmul(ctx: &mut Ctx, a: &ArrayViewD<f32>, b: &ArrayViewD<f32>) -> Result
     };
     let a_offsets = if a.ndim() == 1 { vec![0; batch] } else { batch_offsets(a.shape(), n * k) };
     let b_offsets = if b.ndim() == 1 { vec![0; batch] } else { batch_offsets(b.shape(), k * m) };
-    let mut out = ctx.output(batch * n * m);
+    let mut out = ctx.output(batch * n * m)?;
     for ((dst, &ao), &bo) in out.chunks_mut((n * m).max(1)).zip(&a_offsets).zip(&b_offsets) {
         let a_mat = MatRef::row_major(&a_data[ao..], n, k)?;
         let b_mat = MatRef::row_major(&b_data[bo..], k, m)?;

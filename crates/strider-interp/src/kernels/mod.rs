@@ -5,7 +5,7 @@
 mod col2im;
 mod conv;
 mod conv_transpose;
-mod direct;
+pub(crate) mod direct;
 mod elementwise;
 mod geometry;
 mod layout;
@@ -150,23 +150,25 @@ impl Ctx {
 
     /// A buffer for an output of `len` elements, contents unspecified: the kernel writes every element.
     /// It counts as in use from now on, so a kernel's output and its workspaces add up in the peak.
-    pub(crate) fn output(&mut self, len: usize) -> Vec<f32> {
+    pub(crate) fn output(&mut self, len: usize) -> Result<Vec<f32>, KernelError> {
+        let buffer = self.buffers.take(len).map_err(|_| KernelError::OutOfMemory { elements: len })?;
         self.usage.hold(len);
         self.outputs_counted += len;
-        self.buffers.take(len)
+        Ok(buffer)
     }
 
     /// A zeroed output buffer.
-    pub(crate) fn output_zeros(&mut self, len: usize) -> Vec<f32> {
-        let mut buffer = self.output(len);
+    pub(crate) fn output_zeros(&mut self, len: usize) -> Result<Vec<f32>, KernelError> {
+        let mut buffer = self.output(len)?;
         buffer.fill(0.0);
-        buffer
+        Ok(buffer)
     }
 
     /// A workspace of `len` elements (contents unspecified), counted as in use until given back.
-    pub(crate) fn scratch(&mut self, len: usize) -> Vec<f32> {
+    pub(crate) fn scratch(&mut self, len: usize) -> Result<Vec<f32>, KernelError> {
+        let buffer = self.buffers.take(len).map_err(|_| KernelError::OutOfMemory { elements: len })?;
         self.usage.hold(len);
-        self.buffers.take(len)
+        Ok(buffer)
     }
 
     /// Gives back a workspace.
@@ -251,6 +253,12 @@ pub enum KernelError {
     /// An internal layout conversion failed (a bug: please report it).
     #[error("internal layout error")]
     Layout,
+    /// The system refused memory for a buffer.
+    #[error("cannot allocate {elements} elements ({} bytes)", *elements as u128 * 4)]
+    OutOfMemory {
+        /// Elements asked for.
+        elements: usize,
+    },
 }
 
 impl From<crate::gemm::OutOfBounds> for KernelError {

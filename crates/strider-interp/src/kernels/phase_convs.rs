@@ -59,7 +59,7 @@ impl PhaseConvs {
         let (n, channels) = (out_shape[0], self.channels);
         let plane: usize = out_shape[2..].iter().product();
         // Every output element belongs to exactly one phase, so every element is written below.
-        let mut y = ctx.output(n * channels * plane);
+        let mut y = ctx.output(n * channels * plane)?;
         for class in &self.classes {
             let x = inputs.get(class.input).ok_or(KernelError::Layout)?;
             self.run_class(ctx, class, x, out_shape, &mut y)?;
@@ -86,8 +86,8 @@ impl PhaseConvs {
         let w = MatRef::row_major(&class.weights, m, rows)?;
         let pointwise = k_len == 1 && g.iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.input == a.output);
         let block = (BLOCK_ELEMENTS / (rows + m).max(1)).clamp(1, out_len.max(1));
-        let mut cols = if pointwise { Vec::new() } else { ctx.scratch(rows * block) };
-        let mut product = ctx.scratch(m * block);
+        let mut cols = if pointwise { Vec::new() } else { ctx.scratch(rows * block)? };
+        let mut product = ctx.scratch(m * block)?;
         // Per phase: its block offset on each of the three (padded) axes.
         let offsets: Vec<[usize; RANK]> = class
             .blocks

@@ -1,9 +1,9 @@
-//! Sparse kernels: building the convolution matrix C of a ConvTranspose (CSR, via sprs) and the
+//! Sparse kernels: building the convolution matrix C of a ConvTranspose (column storage, via sprs) and the
 //! product of dense rows with a CSR matrix.
 
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
-use sprs::{CsMat, TriMat};
+use sprs::CsMat;
 use strider_ir::Shape;
 use strider_ir::op::ConvMatrixAttrs;
 
@@ -31,20 +31,38 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
             })
         })
         .collect();
+    // Per output position, its (input position, tap) pairs in input order: a column's rows, ascending.
+    let mut by_output: Vec<Vec<(usize, usize)>> = vec![Vec::new(); out_len];
+    for &(i, k, o) in &flat {
+        by_output[o].push((i, k));
+    }
+    by_output.iter_mut().for_each(|pairs| pairs.sort_unstable());
     let w = w.as_standard_layout();
     let ws = w.as_slice().ok_or(KernelError::Layout)?;
-    let mut triplets = TriMat::with_capacity((c * in_len, mg * groups * out_len), c * mg * flat.len());
-    for ch in 0..c {
-        let group = ch / cg;
+    // Built straight into column storage: 12 bytes per entry, reserved up front (no triplets).
+    let nnz = c * mg * flat.len();
+    let cols = mg * groups * out_len;
+    let out_of_memory = |elements| KernelError::OutOfMemory { elements };
+    let (mut indptr, mut indices, mut data) = (Vec::new(), Vec::<usize>::new(), Vec::<f32>::new());
+    indptr.try_reserve_exact(cols + 1).map_err(|_| out_of_memory(cols + 1))?;
+    indices.try_reserve_exact(nnz).map_err(|_| out_of_memory(nnz))?;
+    data.try_reserve_exact(nnz).map_err(|_| out_of_memory(nnz))?;
+    indptr.push(0);
+    for group in 0..groups {
         for m in 0..mg {
-            let column_block = (group * mg + m) * out_len;
-            let taps = &ws[(ch * mg + m) * k_len..][..k_len];
-            for &(i, k, o) in &flat {
-                triplets.add_triplet(ch * in_len + i, column_block + o, taps[k]);
+            for pairs in &by_output {
+                for ch in group * cg..(group + 1) * cg {
+                    let taps = &ws[(ch * mg + m) * k_len..][..k_len];
+                    for &(i, k) in pairs {
+                        indices.push(ch * in_len + i);
+                        data.push(taps[k]);
+                    }
+                }
+                indptr.push(indices.len());
             }
         }
     }
-    Ok(triplets.to_csc())
+    CsMat::try_new_csc((c * in_len, cols), indptr, indices, data).map_err(|_| KernelError::Layout)
 }
 
 /// A sparse matrix operand, stored by columns so that each output element of `X · A` is one dot
@@ -89,7 +107,7 @@ pub fn matmul(ctx: &mut Ctx, x: &ArrayViewD<f32>, a: &SparseOperand) -> Result<A
     }
     let x = x.as_standard_layout();
     let xs = x.as_slice().ok_or(KernelError::Layout)?;
-    let mut y = ctx.output(n * cols);
+    let mut y = ctx.output(n * cols)?;
     let matrix = a.matrix();
     y.par_chunks_mut(cols.max(1)).zip(xs.par_chunks(r.max(1))).for_each(|(y_row, x_row)| {
         y_row.par_chunks_mut(COLUMNS_PER_TASK).enumerate().for_each(|(chunk, y_part)| {

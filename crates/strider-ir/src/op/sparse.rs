@@ -62,16 +62,26 @@ impl OpRule for ConvMatrixAttrs {
         }
         let x = self.x_shape(w);
         let geometry = self.conv_transpose.geometry(&x, w)?;
-        let m = w.dims()[1] * self.conv_transpose.group;
-        let rows = w.dims()[0] * self.input_shape.iter().product::<usize>();
-        let cols = geometry.iter().fold(m, |acc, a| acc.saturating_mul(a.output));
+        // A model can state any input_shape: every derived size is checked, never wrapped or saturated.
+        let overflow =
+            |what: &str| OpError::attr("input_shape", format!("the matrix would have more {what} than can be counted"));
+        let rows = self
+            .input_shape
+            .iter()
+            .try_fold(w.dims()[0], |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| overflow("rows"))?;
+        let m = w.dims()[1].checked_mul(self.conv_transpose.group).ok_or_else(|| overflow("columns"))?;
+        let cols =
+            geometry.iter().try_fold(m, |acc, a| acc.checked_mul(a.output)).ok_or_else(|| overflow("columns"))?;
+        self.nnz(w)?;
         Ok(vec![Shape(vec![rows, cols])])
     }
     fn flops(&self, _: &[&Shape], _: &[Shape]) -> u64 {
         0
     }
     fn output_layout(&self, inputs: &[&Shape]) -> Layout {
-        Layout::Csr { nnz: self.nnz(inputs[0]).unwrap_or(0) }
+        // `infer` has refused a count that overflows, so this never falls back.
+        Layout::Csr { nnz: self.nnz(inputs[0]).unwrap_or(usize::MAX) }
     }
 }
 

@@ -293,7 +293,12 @@ fn exact_phase_convs(m: &mut Matched) -> Option<Id> {
     let rank = p.rank();
     let strides = p.strides();
     let n: Vec<usize> = p.geometry.iter().map(|a| a.output / a.stride).collect();
-    let blocks: usize = strides.iter().product();
+    // Each phase adds its kernel, maybe a window Pad, and its Conv (an attribute and an apply node
+    // each); the interleave a few more.
+    let blocks = strides.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s))?;
+    if !m.may_add(blocks.saturating_mul(6).saturating_add(8), || format!("{blocks} phases of strides {strides:?}")) {
+        return None;
+    }
     let mut phases = Vec::with_capacity(blocks);
     for flat in 0..blocks {
         // Block multi-index, row-major, and the phase it holds.

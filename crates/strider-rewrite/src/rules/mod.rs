@@ -91,7 +91,17 @@ pub struct Matched<'a> {
     pub name: String,
     /// The e-graph.
     pub egraph: &'a mut TensorGraph,
+    /// The rule's name.
+    pub rule: Symbol,
 }
+
+/// The most elements of constant data one rule application may create (16 MiB of f32): a rule that
+/// builds a kernel from resize factors checks first and declines.
+pub const MAX_CONSTANT_ELEMENTS: usize = 1 << 22;
+
+/// The most e-nodes one rule application may add (phases = ∏ strides, per-phase kernels and
+/// convolutions): enough for FCN-32s's 32×32 phases, far below the million phases of a 1024× Upsample.
+pub const MAX_NODES_PER_APPLICATION: usize = 8192;
 
 /// An applier written as a function from the match to the id of an equal class (or `None` when the
 /// rule's conditions do not hold). This is how every Strider rule is written, and how users add rules.
@@ -114,12 +124,12 @@ impl Applier<Node, Tensors> for Lower {
         eclass: Id,
         subst: &Subst,
         _ast: Option<&PatternAst<Node>>,
-        _rule: Symbol,
+        rule: Symbol,
     ) -> Vec<Id> {
         let Some(op) = egraph[subst[self.vars[0]]].data.attrs.clone() else { return vec![] };
         let inputs: Vec<Id> = self.vars[1..].iter().map(|&v| subst[v]).collect();
         let name = class_name(egraph, eclass);
-        let mut m = Matched { op, inputs, name, egraph };
+        let mut m = Matched { op, inputs, name, egraph, rule };
         match (self.lower)(&mut m) {
             Some(new) if egraph.union(eclass, new) => vec![eclass],
             _ => vec![],
@@ -143,6 +153,45 @@ pub fn class_name(egraph: &TensorGraph, id: Id) -> String {
 }
 
 impl Matched<'_> {
+    /// Whether the application may add about `nodes` e-nodes: at most [`MAX_NODES_PER_APPLICATION`],
+    /// and no more than the run's node budget has left. If not, the rule declines and the reason
+    /// (`growth` says what the nodes are) is recorded for `explore`. Checked before anything is added.
+    pub fn may_add(&mut self, nodes: usize, growth: impl FnOnce() -> String) -> bool {
+        let total = self.egraph.total_number_of_nodes();
+        let left = self.egraph.analysis.node_budget.map_or(usize::MAX, |b| b.saturating_sub(total));
+        let bound = MAX_NODES_PER_APPLICATION.min(left);
+        if nodes <= bound {
+            return true;
+        }
+        let why = if left < MAX_NODES_PER_APPLICATION {
+            format!("the e-graph's node limit leaves room for {left}")
+        } else {
+            format!("one rule application may add at most {MAX_NODES_PER_APPLICATION}")
+        };
+        self.decline(format!("would add about {nodes} e-nodes ({}); {why}", growth()));
+        false
+    }
+
+    /// Whether the application may create a constant of `elements` elements (at most
+    /// [`MAX_CONSTANT_ELEMENTS`]); if not, the rule declines with the reason, as in [`Matched::may_add`].
+    pub fn may_create(&mut self, elements: usize, what: &str) -> bool {
+        if elements <= MAX_CONSTANT_ELEMENTS {
+            return true;
+        }
+        self.decline(format!(
+            "would create {what} of {elements} elements; one rule application may create at most {MAX_CONSTANT_ELEMENTS}"
+        ));
+        false
+    }
+
+    /// Records why this application declined, once.
+    fn decline(&mut self, reason: String) {
+        let declined = crate::analysis::Declined { rule: self.rule.to_string(), value: self.name.clone(), reason };
+        if !self.egraph.analysis.declined.contains(&declined) {
+            self.egraph.analysis.declined.push(declined);
+        }
+    }
+
     /// Shape of a value class.
     pub fn shape(&self, id: Id) -> Option<strider_ir::Shape> {
         self.egraph[id].data.shape.clone()

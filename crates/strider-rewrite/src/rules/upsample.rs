@@ -35,6 +35,10 @@ fn as_conv_transpose(m: &mut Matched) -> Option<Id> {
     let channels = m.shape(x)?.dims()[1];
     let spatial = factors[2..].to_vec();
     let kernel_shape = [&[channels, 1][..], &spatial].concat();
+    let elements = kernel_shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).unwrap_or(usize::MAX);
+    if !m.may_create(elements, &format!("a ones kernel {kernel_shape:?}")) {
+        return None;
+    }
     let ones = Constant { data: ArrayD::from_elem(IxDyn(&kernel_shape), 1.0), spec: DataSpec::Fill(1.0) };
     let name = format!("{}.ones", m.name);
     let kernel = add_const(m.egraph, &name, ones);

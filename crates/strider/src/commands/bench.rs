@@ -28,6 +28,8 @@ pub struct BenchArgs {
     pub max_matrix_nnz: usize,
     /// Variants performing more than this many times the original's FLOPs are skipped (0: none).
     pub max_flops_ratio: f64,
+    /// Variants whose estimated peak memory exceeds this many bytes are skipped.
+    pub max_memory: u128,
     /// Timing options.
     pub options: BenchOptions,
     /// The tuning log `--cost measured` prices with (filled first where it lacks a node).
@@ -66,6 +68,8 @@ pub struct Outcome {
     pub report: BenchReport,
     /// Variants not timed.
     pub skipped: Vec<Skipped>,
+    /// The estimated peak memory of each timed variant, in the order of the report's variants.
+    pub estimated_peak_bytes: Vec<u128>,
     /// Each cost model's pick and its slowdown against the fastest variant.
     pub picks: Vec<Pick>,
 }
@@ -168,6 +172,7 @@ pub fn run(
     let mut prints: Vec<Vec<String>> = Vec::new();
     let mut skipped = Vec::new();
     let mut aliases: Vec<(String, String)> = Vec::new();
+    let mut estimated_peak_bytes = Vec::new();
     for (label, strategy, cost) in wanted {
         bar.set_message(format!("lowering {label}"));
         let lowered = match lower(graph, strategy, &cost, args, limits) {
@@ -203,6 +208,18 @@ pub fn run(
             skipped.push(Skipped { label, reason });
             continue;
         }
+        let peak = strider_interp::memory::estimate_peak(&lowered);
+        if peak.bytes > args.max_memory {
+            let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
+            let reason = format!(
+                "it needs an estimated {}{at}, more than --max-memory {}",
+                bytes_u128(peak.bytes),
+                bytes_u128(args.max_memory)
+            );
+            skipped.push(Skipped { label, reason });
+            continue;
+        }
+        estimated_peak_bytes.push(peak.bytes);
         prints.push(print);
         variants.push(Variant { label, graph: lowered });
     }
@@ -211,10 +228,14 @@ pub fn run(
         .map_err(|e| miette!("a variant does not run: {e}"))?;
     bar.finish_and_clear();
     let picks = picks(&report, &aliases);
-    Ok(Outcome { report, skipped, picks })
+    Ok(Outcome { report, skipped, estimated_peak_bytes, picks })
 }
 
 fn bytes(b: usize) -> String {
+    format!("{}B", si(b as f64))
+}
+
+fn bytes_u128(b: u128) -> String {
     format!("{}B", si(b as f64))
 }
 
@@ -243,10 +264,10 @@ pub fn render(outcome: &Outcome) -> String {
     let _ = writeln!(out);
     let fastest = r.variants.iter().map(|v| v.median_ms).fold(f64::INFINITY, f64::min);
     let mut rows = vec![
-        ["variant", "nodes", "FLOPs", "median", "IQR", "min", "vs best", "GF/s", "of peak", "peak mem"]
+        ["variant", "nodes", "FLOPs", "median", "IQR", "min", "vs best", "GF/s", "of peak", "peak mem", "est. total"]
             .map(String::from),
     ];
-    for v in &r.variants {
+    for (i, v) in r.variants.iter().enumerate() {
         rows.push([
             v.label.clone(),
             v.nodes.to_string(),
@@ -258,9 +279,10 @@ pub fn render(outcome: &Outcome) -> String {
             format!("{:.1}", v.gflops),
             format!("{:.0}%", 100.0 * v.fraction_of_peak),
             bytes(v.peak_bytes),
+            outcome.estimated_peak_bytes.get(i).map_or_else(String::new, |&b| bytes_u128(b)),
         ]);
     }
-    let widths: Vec<usize> = (0..10).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..11).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     for row in &rows {
         let cells: Vec<String> = row
             .iter()

@@ -26,6 +26,8 @@ pub struct CheckArgs<'a> {
     pub run_limits: RunLimits,
     /// Largest explicit matrix (stored elements) a check runs.
     pub max_matrix_nnz: usize,
+    /// Largest estimated peak memory (bytes) a check runs.
+    pub max_memory: u128,
     /// Threads each graph runs on (0: one per core).
     pub threads: usize,
 }
@@ -54,6 +56,7 @@ pub fn run(
         models,
         rules: &default_rules,
         max_matrix_nnz: args.max_matrix_nnz,
+        max_memory: args.max_memory,
         threads: args.threads,
     };
     let bar = ProgressBar::new(0);
@@ -93,6 +96,9 @@ pub fn render(report: &Report) -> String {
         t.atol,
         t.rtol
     );
+    for found in &report.non_finite {
+        let _ = writeln!(out, "warning: {found}");
+    }
     let _ = writeln!(out);
     let mut rows = vec![
         ["node", "lowering", "scope", "max abs err", "max rel err", "worst element", "FLOPs", "time", "result"]

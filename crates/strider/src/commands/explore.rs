@@ -9,6 +9,8 @@ use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
 
+use crate::exit::Usage;
+
 /// Explores `graph` under flops, memory, each target and the measured model (nanoseconds) if given;
 /// variants over `limits` are excluded.
 pub fn run(
@@ -73,6 +75,9 @@ pub fn render(e: &Exploration) -> String {
             })
             .collect();
         let _ = writeln!(out, "  picks: {}", picks.join(", "));
+        for d in &node.declined {
+            let _ = writeln!(out, "  declined: {} on `{}`: {}", d.rule, d.value, d.reason);
+        }
     }
     out
 }
@@ -81,23 +86,30 @@ pub fn render(e: &Exploration) -> String {
 const GRID_LIMIT: usize = 32;
 
 /// The sparse matrix C of ConvTranspose node `name` (ConvTranspose(x) = Cᵀ·vec(x)): a summary, the
-/// matrix itself when small, and a MatrixMarket file when `out` is given.
-pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>) -> miette::Result<String> {
+/// matrix itself when small, and a MatrixMarket file when `out` is given. A matrix storing more than
+/// `max_nnz` elements is refused before it is built (building costs tens of bytes per element).
+pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>, max_nnz: usize) -> miette::Result<String> {
     use strider_ir::Op;
     use strider_ir::op::ConvMatrixAttrs;
     let (_, node) = graph
         .nodes()
         .find(|(_, n)| n.name == name)
-        .ok_or_else(|| miette::miette!("no node named `{name}` (see `strider info`)"))?;
+        .ok_or_else(|| Usage(format!("--matrix: no node named `{name}` (see `strider info`)")))?;
     let Op::ConvTranspose(attrs) = &node.op else {
-        return Err(miette::miette!("node `{name}` is a {}, not a ConvTranspose", node.op.name()));
+        return Err(Usage(format!("--matrix: node `{name}` is a {}, not a ConvTranspose", node.op.name())).into());
     };
     let w = graph
         .initializer(node.inputs[1])
         .ok_or_else(|| miette::miette!("the weight of `{name}` is computed, not an initializer"))?;
     let x = graph.shape(node.inputs[0]);
     let conv = ConvMatrixAttrs { input_shape: x.dims()[2..].to_vec(), conv_transpose: attrs.clone() };
-    let c = strider_interp::kernels::conv_matrix(&conv, &w.data.view()).map_err(|e| miette::miette!("{e}"))?;
+    let nnz = conv.nnz(graph.shape(node.inputs[1])).map_err(|e| miette::miette!("{e}"))?;
+    if nnz > max_nnz {
+        return Err(miette::miette!(
+            "C for `{name}` stores {nnz} elements, more than --max-matrix-nnz {max_nnz}; raise it to build C anyway"
+        ));
+    }
+    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().view()).map_err(|e| miette::miette!("{e}"))?;
     let mut text = String::new();
     let (rows, cols) = (c.rows(), c.cols());
     let _ = writeln!(
@@ -108,8 +120,8 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>) -> miett
         text,
         "stored elements: {} of {} ({:.3}% dense); ConvTranspose(x) = Cᵀ·vec(x) for each batch element",
         c.nnz(),
-        rows * cols,
-        100.0 * c.nnz() as f64 / (rows * cols).max(1) as f64
+        rows as u128 * cols as u128,
+        100.0 * c.nnz() as f64 / (rows as f64 * cols as f64).max(1.0)
     );
     if rows <= GRID_LIMIT && cols <= GRID_LIMIT {
         let dense = c.to_dense();

@@ -42,6 +42,9 @@ pub fn render(graph: &Graph) -> String {
     );
     let _ = writeln!(out, "inputs:  {}", shape_list(graph.inputs()));
     let _ = writeln!(out, "outputs: {}", shape_list(graph.outputs()));
+    let peak = strider_interp::memory::estimate_peak(graph);
+    let at = peak.node.map_or_else(|| "inputs and weights".to_string(), |n| format!("while `{n}` runs"));
+    let _ = writeln!(out, "estimated peak memory: {} bytes ({at})", peak.bytes);
     let _ = writeln!(out);
     for row in &rows {
         let mut line = String::new();

@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::IntoDiagnostic;
 use ndarray::ArrayD;
 use strider_check::Tolerance;
 use strider_check::compare::compare;
 use strider_interp::{Plan, PlanOptions, feeds};
-use strider_ir::Graph;
+use strider_ir::{Graph, output};
+
+use crate::exit::{Mismatch, Usage};
 
 use crate::model_files::{self, read_tensor, stored_name};
 
@@ -85,7 +87,7 @@ fn name_and_file<'a>(flag: &str, arg: &'a str) -> miette::Result<(String, &'a Pa
     match arg.split_once('=') {
         Some((name, file)) => Ok((name.to_string(), Path::new(file))),
         None if model_files::is_tensor_proto(Path::new(arg)) => Ok((stored_name(Path::new(arg))?, Path::new(arg))),
-        None => Err(miette!("{flag} expects NAME=FILE (.npy or .pb) or a .pb file, found `{arg}`")),
+        None => Err(Usage(format!("{flag} expects NAME=FILE (.npy or .pb) or a .pb file, found `{arg}`")).into()),
     }
 }
 
@@ -94,11 +96,15 @@ pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<S
     let mut given = HashMap::new();
     for pair in pairs {
         let (name, file) = name_and_file("--input", pair)?;
+        let Some(id) = graph.value_id(&name).filter(|v| graph.inputs().contains(v)) else {
+            let known: Vec<&str> = graph.inputs().iter().map(|&v| graph.value(v).name.as_str()).collect();
+            return Err(Usage(format!(
+                "input `{name}`: the graph has no input of this name (its inputs: {})",
+                known.join(", ")
+            ))
+            .into());
+        };
         let data = if model_files::is_tensor_proto(file) {
-            let id = graph
-                .value_id(&name)
-                .filter(|v| graph.inputs().contains(v))
-                .ok_or_else(|| miette!("input `{name}`: the graph has no input of this name"))?;
             read_tensor(file, graph.shape(id).dims(), &format!("input `{name}`"))?
         } else {
             feeds::read_input(graph, &name, file).into_diagnostic()?
@@ -106,6 +112,13 @@ pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<S
         given.insert(name, data);
     }
     Ok(given)
+}
+
+/// Tells about graph inputs and initializers holding NaN or infinities: their outputs will too.
+pub fn warn_non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) {
+    for found in feeds::non_finite(graph, inputs) {
+        eprintln!("warning: {found}");
+    }
 }
 
 /// Runs `graph` and prints a summary of each output.
@@ -122,20 +135,25 @@ pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<()> {
         };
         println!("input  {} {}: {how}", value.name, value.ty.shape);
     }
+    warn_non_finite(graph, &inputs);
     let mut plan = Plan::new(graph, &PlanOptions { threads: opts.threads }).into_diagnostic()?;
     let outputs = plan.run(&inputs).into_diagnostic()?;
     if let Some(dir) = &opts.out {
-        std::fs::create_dir_all(dir).into_diagnostic().wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+        output::create_folder(dir).into_diagnostic()?;
     }
     let extension = match opts.out_format {
         OutFormat::Npy => "npy",
         OutFormat::Pb => "pb",
     };
+    let mut names = output::FileNames::new();
     for (name, data) in &outputs {
         println!("output {name} {:?}: {}", data.shape(), Stats::of(data));
         if let Some(dir) = &opts.out {
-            let path = dir.join(format!("{}.{extension}", name.replace(['/', '\\'], "_")));
-            model_files::write_tensor(&path, name, data)?;
+            let path = dir.join(names.next(name, extension));
+            match opts.out_format {
+                OutFormat::Npy => output::replace_npy(&path, data, &format!("output `{name}`")).into_diagnostic()?,
+                OutFormat::Pb => model_files::write_tensor(&path, name, data)?,
+            }
             println!("       written to {}", path.display());
         }
     }
@@ -150,7 +168,7 @@ fn check_expected(outputs: &[(String, ArrayD<f32>)], expect: &[String], toleranc
         let (_, got) = outputs
             .iter()
             .find(|(n, _)| *n == name)
-            .ok_or_else(|| miette!("--expect {name}: the graph has no output of this name"))?;
+            .ok_or_else(|| Usage(format!("--expect {name}: the graph has no output of this name")))?;
         let want = read_tensor(file, got.shape(), &format!("expected `{name}`"))?;
         let c = compare(&name, &want, got, tolerance);
         let verdict = if c.pass { "matches" } else { "MISMATCH" };
@@ -171,11 +189,12 @@ fn check_expected(outputs: &[(String, ArrayD<f32>)], expect: &[String], toleranc
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(miette!(
+        Err(Mismatch(format!(
             "outputs {} differ from the expected values beyond atol {} + rtol {}",
             failed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
             tolerance.atol,
             tolerance.rtol
         ))
+        .into())
     }
 }
