@@ -7,19 +7,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 use strider_interp::feeds;
 use strider_interp::kernels::{Kernel, kernel_work};
-use strider_ir::format::DataSpec;
 use strider_ir::op::{ConvTransposeAttrs, UpsampleAttrs};
-use strider_ir::{Graph, GraphBuilder, Limits, Op, seeded};
+use strider_ir::{Graph, GraphBuilder, Limits, Op};
 use strider_rewrite::cost::{KernelCost, Target, instances, price};
 use strider_rewrite::isolate::{Form, in_form};
 use strider_rewrite::{OptimizeOptions, RunLimits, optimize};
 
 use crate::bench::{BenchOptions, Stop, Variant, cpu_model, simd_level, time_variants};
 use crate::stored_elements;
+use crate::study::seeded_layer;
 
 /// One calibration layer: input shape, weight shape, attributes.
 type Layer = (&'static str, &'static [usize], &'static [usize], ConvTransposeAttrs);
@@ -66,18 +65,6 @@ fn layers() -> Vec<Layer> {
         ("3d_c32_4x8x8_k4s2", &[1, 32, 4, 8, 8], &[32, 16, 4, 4, 4], attrs(&[2, 2, 2], &[1; 6], &[], &[], 1)),
         ("3d_c16_8x8x8_k3s2", &[1, 16, 8, 8, 8], &[16, 8, 3, 3, 3], attrs(&[2, 2, 2], &[1; 6], &[1, 1, 1], &[], 1)),
     ]
-}
-
-fn layer_graph(name: &str, input: &[usize], weight: &[usize], attrs: &ConvTransposeAttrs) -> strider_ir::Result<Graph> {
-    let mut b = GraphBuilder::new(name, Limits::default());
-    b.input("x", input.to_vec());
-    let n = weight.iter().product();
-    let data = ArrayD::from_shape_vec(IxDyn(weight), seeded::uniform(1, n, -0.5, 0.5))
-        .map_err(|e| strider_ir::Error::Initializer { name: "w".into(), problem: e.to_string() })?;
-    b.initializer("w", data, DataSpec::Uniform { seed: 1, low: -0.5, high: 0.5 });
-    b.node("up", Op::ConvTranspose(attrs.clone()), ["x", "w"], ["y"]);
-    b.output("y");
-    b.finish()
 }
 
 fn upsample_graph() -> strider_ir::Result<Graph> {
@@ -149,7 +136,7 @@ pub fn calibrate(
 ) -> Result<Calibration, strider_interp::ExecError> {
     let mut graphs: Vec<Graph> = layers()
         .iter()
-        .filter_map(|(name, input, weight, attrs)| layer_graph(name, input, weight, attrs).ok())
+        .filter_map(|(name, input, weight, attrs)| seeded_layer(name, input, weight, attrs).ok())
         .collect();
     graphs.extend(upsample_graph().ok());
     calibrate_on(&graphs, base, opts, progress)
@@ -416,8 +403,8 @@ mod tests {
     #[test]
     fn a_profile_fitted_on_small_layers_predicts_its_samples() {
         let graphs = [
-            layer_graph("a", &[1, 16, 8, 8], &[16, 8, 4, 4], &attrs(&[2, 2], &[1, 1, 1, 1], &[], &[], 1)).unwrap(),
-            layer_graph("b", &[1, 8, 6, 6], &[8, 8, 3, 3], &attrs(&[3, 3], &[], &[], &[], 1)).unwrap(),
+            seeded_layer("a", &[1, 16, 8, 8], &[16, 8, 4, 4], &attrs(&[2, 2], &[1, 1, 1, 1], &[], &[], 1)).unwrap(),
+            seeded_layer("b", &[1, 8, 6, 6], &[8, 8, 3, 3], &attrs(&[3, 3], &[], &[], &[], 1)).unwrap(),
         ];
         let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/targets/cpu.ron");
         let base = Target::from_ron(&std::fs::read_to_string(profile).unwrap()).unwrap();
@@ -436,7 +423,7 @@ mod tests {
     #[test]
     fn every_calibration_layer_is_valid() {
         for (name, input, weight, attrs) in layers() {
-            layer_graph(name, input, weight, &attrs).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seeded_layer(name, input, weight, &attrs).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         upsample_graph().unwrap();
     }

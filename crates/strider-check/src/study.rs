@@ -355,7 +355,17 @@ pub fn study_sweep(sweep: &Sweep, opts: &StudyOptions, progress: &mut dyn FnMut(
 }
 
 fn single_layer(input: &[usize], weight: &[usize], attrs: &ConvTransposeAttrs) -> strider_ir::Result<Graph> {
-    let mut b = GraphBuilder::new("layer", Limits::default());
+    seeded_layer("layer", input, weight, attrs)
+}
+
+/// A one-ConvTranspose graph `x → up → y` named `name`, with seeded uniform weights in [−0.5, 0.5).
+pub(crate) fn seeded_layer(
+    name: &str,
+    input: &[usize],
+    weight: &[usize],
+    attrs: &ConvTransposeAttrs,
+) -> strider_ir::Result<Graph> {
+    let mut b = GraphBuilder::new(name, Limits::default());
     b.input("x", input.to_vec());
     let n = weight.iter().product();
     let data = ArrayD::from_shape_vec(IxDyn(weight), seeded::uniform(1, n, -0.5, 0.5))
