@@ -2,29 +2,67 @@
 //! the header alone, before any data is allocated.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
 use ndarray::ArrayD;
 use ndarray_npy::ReadNpyExt;
 use ndarray_npy::npy::header::Header;
 
+/// Largest header accepted, in bytes: numpy's own reader refuses headers over 10,000 bytes, and a
+/// header is read whole into memory before it can be checked.
+const MAX_HEADER_BYTES: usize = 10_000;
+
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
-    let open = || File::open(path).map(BufReader::new).map_err(|e| format!("cannot open {}: {e}", path.display()));
-    let header =
-        Header::from_reader(&mut open()?).map_err(|e| format!("{} is not a .npy file: {e}", path.display()))?;
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    read_f32_from(BufReader::new(file), &path.display().to_string(), shape)
+}
+
+/// Reads `.npy` bytes from `reader` as a little-endian f32 array of exactly `shape`; `source` names the
+/// bytes in errors (a path, for files).
+pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
+    let not_npy = |e: &dyn std::fmt::Display| format!("{source} is not a .npy file: {e}");
+    let rewind = |reader: &mut R| reader.rewind().map_err(|e| format!("cannot read {source}: {e}"));
+    check_header_length(&mut reader).map_err(|e| not_npy(&e))?;
+    rewind(&mut reader)?;
+    let header = Header::from_reader(&mut reader).map_err(|e| not_npy(&e))?;
     if header.shape != shape {
-        return Err(format!("{} has shape {:?}, expected {shape:?}", path.display(), header.shape));
+        return Err(format!("{source} has shape {:?}, expected {shape:?}", header.shape));
     }
     let descr = header.type_descriptor.to_string();
     if descr != "'<f4'" {
-        return Err(format!(
-            "{} holds elements of type {descr}, expected '<f4' (little-endian float32)",
-            path.display()
-        ));
+        return Err(format!("{source} holds elements of type {descr}, expected '<f4' (little-endian float32)"));
     }
-    ArrayD::<f32>::read_npy(open()?).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    rewind(&mut reader)?;
+    ArrayD::<f32>::read_npy(reader).map_err(|e| format!("cannot read {source}: {e}"))
+}
+
+/// Refuses a header longer than [`MAX_HEADER_BYTES`] from the preamble alone (magic, version and
+/// header length), before the header is read. A preamble that is not `.npy` is left to the header parser.
+fn check_header_length(reader: &mut impl Read) -> Result<(), String> {
+    let mut preamble = [0u8; 12];
+    let mut filled = 0;
+    while filled < preamble.len() {
+        match reader.read(&mut preamble[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if filled < 10 || &preamble[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let length = match preamble[6] {
+        1 => usize::from(u16::from_le_bytes([preamble[8], preamble[9]])),
+        2 | 3 if filled == 12 => u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]) as usize,
+        _ => return Ok(()),
+    };
+    if length > MAX_HEADER_BYTES {
+        return Err(format!("its header claims {length} bytes, more than the {MAX_HEADER_BYTES} accepted"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -45,5 +83,25 @@ mod tests {
         write_npy(&f64_path, &ArrayD::<f64>::zeros(vec![2])).unwrap();
         assert!(read_f32(&f64_path, &[2]).unwrap_err().contains("'<f8'"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_header_claiming_gigabytes_is_refused_before_it_is_read() {
+        // Magic, version 2.0, a header length of 0xFFFFFFF0 and one byte of header: 13 bytes in all.
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        bytes.push(b'{');
+        let err = read_f32_from(std::io::Cursor::new(bytes), "huge.npy", &[1]).unwrap_err();
+        assert_eq!(err, "huge.npy is not a .npy file: its header claims 4294967280 bytes, more than the 10000 accepted");
+    }
+
+    #[test]
+    fn bytes_read_like_the_file_they_came_from() {
+        let mut bytes = Vec::new();
+        ndarray_npy::WriteNpyExt::write_npy(&ArrayD::<f32>::from_elem(vec![3], 2.5), &mut bytes).unwrap();
+        let array = read_f32_from(std::io::Cursor::new(&bytes), "memory", &[3]).unwrap();
+        assert_eq!(array.as_slice().unwrap(), &[2.5, 2.5, 2.5]);
+        let truncated = read_f32_from(std::io::Cursor::new(&bytes[..bytes.len() - 1]), "memory", &[3]).unwrap_err();
+        assert!(truncated.starts_with("cannot read memory:"), "{truncated}");
     }
 }
