@@ -22,11 +22,7 @@ pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
 /// Reads `.npy` bytes from `reader` as a little-endian f32 array of exactly `shape`; `source` names the
 /// bytes in errors (a path, for files).
 pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
-    let not_npy = |e: &dyn std::fmt::Display| format!("{source} is not a .npy file: {e}");
-    let rewind = |reader: &mut R| reader.rewind().map_err(|e| format!("cannot read {source}: {e}"));
-    check_header_length(&mut reader).map_err(|e| not_npy(&e))?;
-    rewind(&mut reader)?;
-    let header = Header::from_reader(&mut reader).map_err(|e| not_npy(&e))?;
+    let header = read_header(&mut reader, source)?;
     if header.shape != shape {
         return Err(format!("{source} has shape {:?}, expected {shape:?}", header.shape));
     }
@@ -34,8 +30,17 @@ pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize
     if descr != "'<f4'" {
         return Err(format!("{source} holds elements of type {descr}, expected '<f4' (little-endian float32)"));
     }
-    rewind(&mut reader)?;
+    reader.rewind().map_err(|e| format!("cannot read {source}: {e}"))?;
     ArrayD::<f32>::read_npy(reader).map_err(|e| format!("cannot read {source}: {e}"))
+}
+
+/// The header at the start of `reader` (shape, element type, order), refusing one longer than
+/// 10,000 bytes before reading it; `source` names the bytes in errors.
+pub fn read_header<R: Read + Seek>(reader: &mut R, source: &str) -> Result<Header, String> {
+    let not_npy = |e: &dyn std::fmt::Display| format!("{source} is not a .npy file: {e}");
+    check_header_length(reader).map_err(|e| not_npy(&e))?;
+    reader.rewind().map_err(|e| format!("cannot read {source}: {e}"))?;
+    Header::from_reader(reader).map_err(|e| not_npy(&e))
 }
 
 /// Refuses a header longer than [`MAX_HEADER_BYTES`] from the preamble alone (magic, version and
