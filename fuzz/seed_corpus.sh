@@ -19,6 +19,13 @@ done
 for f in "$ex"/invalid/*.onnx; do
     cp "$f" "corpus/import_onnx/$(basename "$f")"
 done
-# Valid ONNX models, when tests/onnxruntime has any.
-find ../tests -name '*.onnx' -size -64k -exec cp {} corpus/import_onnx/ \; 2>/dev/null || true
+# Valid ONNX models: the small example models converted, when a strider binary is given
+# (STRIDER=target/debug/strider ./seed_corpus.sh) and the result stays under 64 KiB.
+if [ -n "${STRIDER:-}" ]; then
+    for f in "$ex"/models/*.ron "$ex"/invalid/*.ron; do
+        out="corpus/import_onnx/$(basename "$f" .ron).onnx"
+        "$STRIDER" convert "$f" --output "$out" >/dev/null 2>&1 || rm -f "$out"
+        if [ -f "$out" ] && [ "$(wc -c < "$out")" -gt 65536 ]; then rm -f "$out"; fi
+    done
+fi
 du -sh corpus/*

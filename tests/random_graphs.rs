@@ -43,7 +43,8 @@ impl Chain {
     fn node(&mut self, op: &str, inputs: &[String], channels: usize, spatial: Vec<usize>) {
         let name = self.fresh("n");
         let output = self.fresh("v");
-        writeln!(self.nodes, "        (name: \"{name}\", op: {op}, inputs: {inputs:?}, outputs: [\"{output}\"]),").unwrap();
+        writeln!(self.nodes, "        (name: \"{name}\", op: {op}, inputs: {inputs:?}, outputs: [\"{output}\"]),")
+            .unwrap();
         self.value = output;
         self.channels = channels;
         self.spatial = spatial;
@@ -69,8 +70,7 @@ impl Chain {
                 let strides: Vec<usize> = (0..rank).map(|a| 1 + usize::from(p[4 + a] % 3)).collect();
                 let dilations: Vec<usize> = (0..rank).map(|a| 1 + usize::from(p[6 + a] % 2)).collect();
                 // output_padding < stride on each axis (the IR refuses more).
-                let output_padding: Vec<usize> =
-                    (0..rank).map(|a| usize::from(p[8 + a]) % strides[a]).collect();
+                let output_padding: Vec<usize> = (0..rank).map(|a| usize::from(p[8 + a]) % strides[a]).collect();
                 // Pads up to the kernel's reach keep every output axis at least 1 long.
                 let reach: Vec<usize> = (0..rank).map(|a| dilations[a] * (kernel[a] - 1)).collect();
                 let pads: Vec<usize> = (0..2 * rank)
@@ -78,9 +78,7 @@ impl Chain {
                     .collect();
                 let out: Vec<usize> = (0..rank)
                     .map(|a| {
-                        strides[a] * (self.spatial[a] - 1) + output_padding[a] + reach[a] + 1
-                            - pads[a]
-                            - pads[rank + a]
+                        strides[a] * (self.spatial[a] - 1) + output_padding[a] + reach[a] + 1 - pads[a] - pads[rank + a]
                     })
                     .collect();
                 if m > MAX_CHANNELS || out.iter().any(|&o| o > MAX_EXTENT) {
@@ -91,7 +89,8 @@ impl Chain {
                 let w = self.initializer(&shape, &format!("Normal(seed: {}, std: 0.5)", self.seed()));
                 let mut inputs = vec![x, w];
                 if p[0] & 4 != 0 {
-                    inputs.push(self.initializer(&[m], &format!("Uniform(seed: {}, low: -0.5, high: 0.5)", self.seed())));
+                    inputs
+                        .push(self.initializer(&[m], &format!("Uniform(seed: {}, low: -0.5, high: 0.5)", self.seed())));
                 }
                 let op = format!(
                     "ConvTranspose(kernel_shape: {kernel:?}, strides: {strides:?}, dilations: {dilations:?}, \
@@ -102,8 +101,10 @@ impl Chain {
             1 => {
                 // Conv, stride 1, kernel up to 3 with "same"-or-less padding.
                 let m = 1 + usize::from(p[0]) % MAX_CHANNELS;
-                let kernel: Vec<usize> = (0..rank).map(|a| 1 + usize::from(p[1 + a] % 3).min(self.spatial[a] - 1)).collect();
-                let pads: Vec<usize> = (0..2 * rank).map(|i| usize::from(p[3 + i] % 2).min(kernel[i % rank] - 1)).collect();
+                let kernel: Vec<usize> =
+                    (0..rank).map(|a| 1 + usize::from(p[1 + a] % 3).min(self.spatial[a] - 1)).collect();
+                let pads: Vec<usize> =
+                    (0..2 * rank).map(|i| usize::from(p[3 + i] % 2).min(kernel[i % rank] - 1)).collect();
                 let out: Vec<usize> =
                     (0..rank).map(|a| self.spatial[a] + pads[a] + pads[rank + a] + 1 - kernel[a]).collect();
                 let mut shape = vec![m, c];
@@ -216,10 +217,8 @@ proptest! {
 
 /// Channels, spatial extents (rank 1 or 2) and one to four ops.
 fn model() -> impl Strategy<Value = String> {
-    let spatial = prop_oneof![
-        (1usize..=5).prop_map(|w| vec![w]),
-        (1usize..=5, 1usize..=5).prop_map(|(h, w)| vec![h, w]),
-    ];
+    let spatial =
+        prop_oneof![(1usize..=5).prop_map(|w| vec![w]), (1usize..=5, 1usize..=5).prop_map(|(h, w)| vec![h, w]),];
     let ops = proptest::collection::vec((any::<u8>(), any::<[u8; 12]>()), 1..=4);
     (1usize..=MAX_CHANNELS, spatial, ops).prop_map(|(channels, spatial, ops)| model_text(channels, &spatial, &ops))
 }

@@ -97,7 +97,10 @@ mod tests {
         bytes.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
         bytes.push(b'{');
         let err = read_f32_from(std::io::Cursor::new(bytes), "huge.npy", &[1]).unwrap_err();
-        assert_eq!(err, "huge.npy is not a .npy file: its header claims 4294967280 bytes, more than the 10000 accepted");
+        assert_eq!(
+            err,
+            "huge.npy is not a .npy file: its header claims 4294967280 bytes, more than the 10000 accepted"
+        );
     }
 
     #[test]
