@@ -5,75 +5,96 @@
 //! `try_reserve`, so a failed allocation is an error rather than an abort.
 
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use ndarray_npy::npy::header::{Header, Layout};
 
-/// Longest header accepted: numpy writes a few hundred bytes at most (64 KiB is its own v1 limit).
-pub const MAX_HEADER: usize = 1 << 16;
+/// Longest header accepted, in bytes: numpy's own reader refuses headers over 10,000 bytes, and a
+/// header is read whole into memory before it can be checked.
+pub const MAX_HEADER: usize = 10_000;
 
 /// Magic string and version: the fixed start of every `.npy` file.
 const PREFIX: usize = 8;
 
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
-    let shown = path.display();
+    let shown = path.display().to_string();
     // Checked before opening: opening a FIFO for reading blocks until a writer appears.
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     if !meta.is_file() {
         return Err(format!("cannot open {shown}: not a regular file"));
     }
-    let mut file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let size = file.metadata().map_err(|e| format!("cannot open {shown}: {e}"))?.len();
-    let not_npy = |why: String| format!("{shown} is not a .npy file: {why}");
-    let mut head = vec![0u8; PREFIX];
-    file.read_exact(&mut head).map_err(|e| not_npy(e.to_string()))?;
-    let len_bytes = if head[6] == 1 { 2 } else { 4 };
-    let mut len = [0u8; 4];
-    file.read_exact(&mut len[..len_bytes]).map_err(|e| not_npy(e.to_string()))?;
-    head.extend_from_slice(&len[..len_bytes]);
-    let header_len = u32::from_le_bytes(len) as usize;
-    let data_offset = (PREFIX + len_bytes + header_len) as u64;
-    if header_len > MAX_HEADER || data_offset > size {
-        return Err(not_npy(format!(
-            "its header claims {header_len} bytes (the file has {size} bytes; at most {MAX_HEADER} are accepted)"
-        )));
-    }
-    head.resize(head.len() + header_len, 0);
-    file.read_exact(&mut head[PREFIX + len_bytes..]).map_err(|e| not_npy(e.to_string()))?;
-    let header = Header::from_reader(&mut Cursor::new(&head)).map_err(|e| not_npy(e.to_string()))?;
+    let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    read_f32_from(BufReader::new(file), &shown, shape)
+}
+
+/// Reads `.npy` bytes from `reader` as a little-endian f32 array of exactly `shape`; `source` names the
+/// bytes in errors (a path, for files). The header must fit the bytes and the data must be exactly as
+/// long as `shape` needs before anything is allocated for it.
+pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {source}: {e}");
+    let size = reader.seek(SeekFrom::End(0)).map_err(|e| cannot(&e))?;
+    reader.rewind().map_err(|e| cannot(&e))?;
+    let header = read_header(&mut reader, source)?;
+    let data_offset = reader.stream_position().map_err(|e| cannot(&e))?;
     if header.shape != shape {
-        return Err(format!("{shown} has shape {:?}, expected {shape:?}", header.shape));
+        return Err(format!("{source} has shape {:?}, expected {shape:?}", header.shape));
     }
     let descr = header.type_descriptor.to_string();
     if descr != "'<f4'" {
-        return Err(format!("{shown} holds elements of type {descr}, expected '<f4' (little-endian float32)"));
+        return Err(format!("{source} holds elements of type {descr}, expected '<f4' (little-endian float32)"));
     }
     let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let expected = n.and_then(|n| n.checked_mul(4)).map(|b| b as u64);
-    if expected != Some(size - data_offset) {
+    let present = size.saturating_sub(data_offset);
+    if expected != Some(present) {
         return Err(format!(
-            "{shown} holds {} bytes of data, but shape {shape:?} of float32 needs {}",
-            size - data_offset,
+            "{source} holds {present} bytes of data, but shape {shape:?} of float32 needs {}",
             expected.map_or("more than can be counted".to_string(), |b| b.to_string())
         ));
     }
     let n = n.unwrap_or(0);
     let mut data: Vec<f32> = Vec::new();
-    data.try_reserve_exact(n).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    data.try_reserve_exact(n).map_err(|e| cannot(&e))?;
     let mut chunk = vec![0u8; 1 << 16];
     while data.len() < n {
         let take = ((n - data.len()) * 4).min(chunk.len());
-        file.read_exact(&mut chunk[..take]).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        reader.read_exact(&mut chunk[..take]).map_err(|e| cannot(&e))?;
         data.extend(chunk[..take].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
     }
     let array = match header.layout {
         Layout::Standard => ArrayD::from_shape_vec(IxDyn(shape), data),
         Layout::Fortran => ArrayD::from_shape_vec(IxDyn(shape).f(), data).map(|a| a.as_standard_layout().into_owned()),
     };
-    array.map_err(|e| format!("cannot read {shown}: {e}"))
+    array.map_err(|e| cannot(&e))
+}
+
+/// The header at the start of `reader` (shape, element type, order), which is left just past it. A
+/// header longer than [`MAX_HEADER`] or than the bytes that follow is refused before it is read.
+pub fn read_header<R: Read + Seek>(reader: &mut R, source: &str) -> Result<Header, String> {
+    let not_npy = |why: &dyn std::fmt::Display| format!("{source} is not a .npy file: {why}");
+    let start = reader.stream_position().map_err(|e| not_npy(&e))?;
+    let size = reader.seek(SeekFrom::End(0)).map_err(|e| not_npy(&e))?;
+    reader.seek(SeekFrom::Start(start)).map_err(|e| not_npy(&e))?;
+    let mut head = vec![0u8; PREFIX];
+    reader.read_exact(&mut head).map_err(|e| not_npy(&e))?;
+    let len_bytes = if head[6] == 1 { 2 } else { 4 };
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len[..len_bytes]).map_err(|e| not_npy(&e))?;
+    head.extend_from_slice(&len[..len_bytes]);
+    let header_len = u32::from_le_bytes(len) as usize;
+    if header_len > MAX_HEADER {
+        return Err(not_npy(&format!("its header claims {header_len} bytes, more than the {MAX_HEADER} accepted")));
+    }
+    let end = start + (PREFIX + len_bytes + header_len) as u64;
+    if end > size {
+        return Err(not_npy(&format!("its header claims {header_len} bytes, but the file has only {size}")));
+    }
+    head.resize(head.len() + header_len, 0);
+    reader.read_exact(&mut head[PREFIX + len_bytes..]).map_err(|e| not_npy(&e))?;
+    Header::from_reader(&mut Cursor::new(&head)).map_err(|e| not_npy(&e))
 }
 
 #[cfg(test)]
@@ -113,7 +134,7 @@ mod tests {
         assert!(err.contains("is not a .npy file"), "{err}");
         std::fs::write(&path, b"\x93NUMPY\x02\x00\xf0\xff\xff\xff{").unwrap();
         let err = read_f32(&path, &[1]).unwrap_err();
-        assert!(err.contains("its header claims 4294967280 bytes (the file has 13 bytes"), "{err}");
+        assert!(err.contains("its header claims 4294967280 bytes, more than the 10000 accepted"), "{err}");
     }
 
     #[test]
@@ -140,5 +161,28 @@ mod tests {
         }
         let err = read_f32(dir.path(), &[1]).unwrap_err();
         assert!(err.ends_with(": not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_header_claiming_gigabytes_is_refused_before_it_is_read() {
+        // Magic, version 2.0, a header length of 0xFFFFFFF0 and one byte of header: 13 bytes in all.
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        bytes.push(b'{');
+        let err = read_f32_from(std::io::Cursor::new(bytes), "huge.npy", &[1]).unwrap_err();
+        assert_eq!(
+            err,
+            "huge.npy is not a .npy file: its header claims 4294967280 bytes, more than the 10000 accepted"
+        );
+    }
+
+    #[test]
+    fn bytes_read_like_the_file_they_came_from() {
+        let mut bytes = Vec::new();
+        ndarray_npy::WriteNpyExt::write_npy(&ArrayD::<f32>::from_elem(vec![3], 2.5), &mut bytes).unwrap();
+        let array = read_f32_from(std::io::Cursor::new(&bytes), "memory", &[3]).unwrap();
+        assert_eq!(array.as_slice().unwrap(), &[2.5, 2.5, 2.5]);
+        let truncated = read_f32_from(std::io::Cursor::new(&bytes[..bytes.len() - 1]), "memory", &[3]).unwrap_err();
+        assert!(truncated.contains("memory holds 11 bytes of data, but shape [3] of float32 needs 12"), "{truncated}");
     }
 }

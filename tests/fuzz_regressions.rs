@@ -1,0 +1,28 @@
+//! Inputs the fuzz targets (fuzz/, see "Fuzzing" in the README) found crashing, kept so that none can
+//! come back: each one now ends in a clean error. The files live in tests/fuzz_regressions/.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use strider::ir::npy;
+
+fn regression(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions").join(name)
+}
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(regression(name)).unwrap()
+}
+
+/// Version 2.0 with a header length of 0xFF616876: reading the header asked for 4 GiB.
+#[test]
+fn npy_header_claiming_4_gib_is_refused() {
+    let data = bytes("npy_header_claims_4gib.npy");
+    assert_eq!(data.len(), 24);
+    let expected = "x.npy is not a .npy file: its header claims 4284573814 bytes, more than the 10000 accepted";
+    assert_eq!(npy::read_header(&mut Cursor::new(&data), "x.npy").unwrap_err(), expected);
+    assert_eq!(npy::read_f32_from(Cursor::new(&data), "x.npy", &[2, 1, 2, 2]).unwrap_err(), expected);
+    let path = regression("npy_header_claims_4gib.npy");
+    let from_file = npy::read_f32(&path, &[1]).unwrap_err();
+    assert!(from_file.ends_with("its header claims 4284573814 bytes, more than the 10000 accepted"), "{from_file}");
+}
