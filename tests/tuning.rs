@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use strider::check::tuning::{MachineKey, TuneOptions, TuningDb, tune};
 use strider::ir::{Graph, Limits, format};
-use strider::rewrite::cost::{Flops, Measured, Target, price};
+use strider::rewrite::cost::{Flops, Measured, Target, instances, op_key, price};
 use strider::rewrite::isolate::{Form, in_form, isolate};
 use strider::rewrite::{OptimizeOptions, RunLimits, optimize};
 
@@ -30,7 +30,8 @@ fn options() -> TuneOptions {
 }
 
 /// Every timed form of the layer, priced by the measured model, costs exactly its median; and
-/// extraction picks the form with the smallest median.
+/// extraction picks the graph with the smallest median (a form, or a mixture tuning timed because
+/// extraction would pick it).
 #[test]
 fn extraction_picks_the_measured_fastest_form() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,22 +45,32 @@ fn extraction_picks_the_measured_fastest_form() {
     assert!(tuned[0].forms.len() >= 4, "direct and at least three lowerings: {:?}", tuned[0].forms);
 
     let db = TuningDb::open(&log).unwrap();
-    assert_eq!(db.records().len(), tuned[0].forms.len(), "one line per timed form");
+    assert_eq!(db.records().len(), tuned[0].forms.len(), "one line per timed graph");
     let measured = Measured { times_ns: db.op_times_ns(&MachineKey::here(1)), fallback: &prior };
     let (_, node) = graph.nodes().next().unwrap();
     let alone = isolate(&graph, node);
-    for record in db.records() {
+    // An op timed in one form only is priced at exactly its share of that form's median; an op that
+    // several timed graphs share gets the mean of its shares, so a form is priced near its median.
+    let counts = |key: &str| db.records().iter().filter(|r| r.ops.iter().any(|(k, _)| k == key)).count();
+    for record in db.records().iter().filter(|r| !r.form.starts_with("auto")) {
         let form = Form::from_name(&record.form).unwrap();
         let variant = in_form(&alone, form, &RunLimits::default()).unwrap();
         let cost = price(&variant, &measured).unwrap();
         let want = record.median_ms * 1e6;
-        assert!((cost - want).abs() <= 1e-6 * want, "{}: priced {cost} ns, measured {want} ns", record.form);
+        let shared = record.ops.iter().any(|(k, _)| counts(k) > 1);
+        let tolerance = if shared { 0.5 } else { 1e-6 };
+        assert!((cost - want).abs() <= tolerance * want, "{}: priced {cost} ns, measured {want} ns", record.form);
     }
+    // Extraction picks a graph measured op for op (tuning timed what it would pick), no dearer than
+    // the fastest timed graph by more than the averaging of shared ops allows.
     let fastest = db.records().iter().map(|r| r.median_ms * 1e6).fold(f64::INFINITY, f64::min);
     let opts = OptimizeOptions { fold_constants: true, ..OptimizeOptions::default() };
     let optimized = optimize(&graph, &measured, &opts).unwrap();
+    for (_, op) in instances(&optimized.graph).iter().filter(|(_, op)| !op.constant) {
+        assert!(measured.times_ns.contains_key(&op_key(op)), "unmeasured op in the pick: {}", op_key(op));
+    }
     let cost = optimized.cost_after.unwrap();
-    assert!((cost - fastest).abs() <= 1e-6 * fastest, "extracted {cost} ns, fastest form {fastest} ns");
+    assert!(cost <= 1.5 * fastest, "extracted {cost} ns, fastest timed graph {fastest} ns");
 }
 
 /// A node already in the log is not timed again, and a log from another thread count does not count.

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use strider_interp::feeds;
 use strider_ir::{Graph, Op};
 use strider_rewrite::RunLimits;
-use strider_rewrite::cost::{CostModel, instances, op_key};
+use strider_rewrite::cost::{CostModel, Measured, instances, op_key};
 use strider_rewrite::isolate::{Form, in_form, isolate};
+use strider_rewrite::{OptimizeOptions, optimize};
 
 use crate::bench::{BenchOptions, Stop, Variant, cpu_model, simd_level, time_variants};
 use crate::stored_elements;
@@ -147,18 +148,9 @@ impl TuningDb {
     /// Nanoseconds per run of every op measured on `machine`, by [`op_key`] (the mean where an op
     /// was part of several records): what [`Measured`](strider_rewrite::cost::Measured) prices with.
     pub fn op_times_ns(&self, machine: &MachineKey) -> HashMap<String, f64> {
-        let mut sums: HashMap<String, (f64, usize)> = HashMap::new();
         let nodes: std::collections::HashSet<&str> = self.records.iter().map(|r| r.node.as_str()).collect();
-        for node in nodes {
-            for r in self.forms(machine, node) {
-                for (key, ms) in &r.ops {
-                    let slot = sums.entry(key.clone()).or_insert((0.0, 0));
-                    slot.0 += ms * 1e6;
-                    slot.1 += 1;
-                }
-            }
-        }
-        sums.into_iter().map(|(k, (sum, n))| (k, sum / n as f64)).collect()
+        let latest: Vec<TuningRecord> = nodes.into_iter().flat_map(|node| self.forms(machine, node)).cloned().collect();
+        op_times_ns(&latest)
     }
 
     /// Appends `records` to the log file and to this log.
@@ -283,22 +275,51 @@ fn tune_node(
         batch: 3,
         per_node: false,
     };
+    let record = |v: &Variant, t: crate::bench::Timing| TuningRecord {
+        machine: machine.clone(),
+        node: key.to_string(),
+        form: v.label.clone(),
+        median_ms: t.median_ms,
+        q1_ms: t.q1_ms,
+        q3_ms: t.q3_ms,
+        runs: t.times_ms.len(),
+        ops: share(&v.graph, t.median_ms, prior),
+    };
     let (timings, _) = time_variants(&variants, &inputs, &bench, progress)?;
-    let records = variants
-        .iter()
-        .zip(timings)
-        .map(|(v, t)| TuningRecord {
-            machine: machine.clone(),
-            node: key.to_string(),
-            form: v.label.clone(),
-            median_ms: t.median_ms,
-            q1_ms: t.q1_ms,
-            q3_ms: t.q3_ms,
-            runs: t.times_ms.len(),
-            ops: share(&v.graph, t.median_ms, prior),
-        })
-        .collect();
+    let mut records: Vec<TuningRecord> = variants.iter().zip(timings).map(|(v, t)| record(v, t)).collect();
+    // Extraction may combine ops no forced family produces (the prior prices those); time what it
+    // would pick until its pick is measured op for op, so measured costs decide, not the prior.
+    for round in 0..REFINEMENT_ROUNDS {
+        let measured = Measured { times_ns: op_times_ns(&records), fallback: prior };
+        let pipeline = OptimizeOptions { run_limits: opts.run_limits, ..OptimizeOptions::default() };
+        let Ok(picked) = optimize(alone, &measured, &pipeline) else { break };
+        let unmeasured =
+            instances(&picked.graph).iter().any(|(_, op)| !op.constant && !measured.times_ns.contains_key(&op_key(op)));
+        if !unmeasured {
+            break;
+        }
+        let label = if round == 0 { "auto".to_string() } else { format!("auto-{}", round + 1) };
+        let variant = Variant { label, graph: picked.graph };
+        let (timing, _) = time_variants(std::slice::from_ref(&variant), &inputs, &bench, progress)?;
+        records.extend(timing.into_iter().map(|t| record(&variant, t)));
+    }
     Ok((records, skipped))
+}
+
+/// Rounds of timing what extraction picks when it is not yet measured op for op.
+const REFINEMENT_ROUNDS: usize = 3;
+
+/// Nanoseconds per op of `records` (the mean where an op appears in several).
+fn op_times_ns(records: &[TuningRecord]) -> HashMap<String, f64> {
+    let mut sums: HashMap<String, (f64, usize)> = HashMap::new();
+    for r in records {
+        for (key, ms) in &r.ops {
+            let slot = sums.entry(key.clone()).or_insert((0.0, 0));
+            slot.0 += ms * 1e6;
+            slot.1 += 1;
+        }
+    }
+    sums.into_iter().map(|(k, (sum, n))| (k, sum / n as f64)).collect()
 }
 
 /// `total_ms` shared among the run-time ops of `graph` in proportion to `prior`'s estimates (evenly
