@@ -2,7 +2,7 @@
 //! the header alone, before any data is allocated.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use ndarray::ArrayD;
@@ -12,6 +12,10 @@ use ndarray_npy::npy::header::Header;
 /// Largest header accepted, in bytes: numpy's own reader refuses headers over 10,000 bytes, and a
 /// header is read whole into memory before it can be checked.
 const MAX_HEADER_BYTES: usize = 10_000;
+
+/// Deepest bracket nesting accepted in a header: the dict, the shape tuple, and a structured type's
+/// list of field tuples.
+const MAX_HEADER_NESTING: usize = 4;
 
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
@@ -44,8 +48,10 @@ pub fn read_header<R: Read + Seek>(reader: &mut R, source: &str) -> Result<Heade
 }
 
 /// Refuses a header longer than [`MAX_HEADER_BYTES`] from the preamble alone (magic, version and
-/// header length), before the header is read. A preamble that is not `.npy` is left to the header parser.
-fn check_header_length(reader: &mut impl Read) -> Result<(), String> {
+/// header length), before the header is read, and a header nested deeper than [`MAX_HEADER_NESTING`]
+/// before it is parsed (the parser backtracks exponentially in the depth). A preamble that is not
+/// `.npy` is left to the header parser.
+fn check_header_length(reader: &mut (impl Read + Seek)) -> Result<(), String> {
     let mut preamble = [0u8; 12];
     let mut filled = 0;
     while filled < preamble.len() {
@@ -59,13 +65,35 @@ fn check_header_length(reader: &mut impl Read) -> Result<(), String> {
     if filled < 10 || &preamble[..6] != b"\x93NUMPY" {
         return Ok(());
     }
-    let length = match preamble[6] {
-        1 => usize::from(u16::from_le_bytes([preamble[8], preamble[9]])),
-        2 | 3 if filled == 12 => u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]) as usize,
+    let (start, length) = match preamble[6] {
+        1 => (10, usize::from(u16::from_le_bytes([preamble[8], preamble[9]]))),
+        2 | 3 if filled == 12 => {
+            (12, u32::from_le_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]) as usize)
+        }
         _ => return Ok(()),
     };
     if length > MAX_HEADER_BYTES {
         return Err(format!("its header claims {length} bytes, more than the {MAX_HEADER_BYTES} accepted"));
+    }
+    let mut header = vec![0u8; length];
+    if reader.seek(SeekFrom::Start(start)).is_err() || reader.read_exact(&mut header).is_err() {
+        // A short header is the parser's to report.
+        return Ok(());
+    }
+    let mut depth = 0usize;
+    for &byte in &header {
+        match byte {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!(
+                        "its header nests brackets deeper than {MAX_HEADER_NESTING} (a .npy header is a flat dict)"
+                    ));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     Ok(())
 }
