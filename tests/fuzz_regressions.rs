@@ -26,3 +26,15 @@ fn npy_header_claiming_4_gib_is_refused() {
     let from_file = npy::read_f32(&path, &[1]).unwrap_err();
     assert!(from_file.ends_with("its header claims 4284573814 bytes, more than the 10000 accepted"), "{from_file}");
 }
+
+/// A version-1 header of 118 bytes holding 45 `{`: the header parser (py_literal) backtracked for over 10 s.
+#[test]
+fn npy_header_with_deeply_nested_brackets_is_refused_at_once() {
+    let data = bytes("npy_header_nested_brackets.npy");
+    assert_eq!(data.len(), 178);
+    let started = std::time::Instant::now();
+    let expected = "x.npy is not a .npy file: its header nests brackets deeper than 4 (a .npy header is a flat dict)";
+    assert_eq!(npy::read_header(&mut Cursor::new(&data), "x.npy").unwrap_err(), expected);
+    assert_eq!(npy::read_f32_from(Cursor::new(&data), "x.npy", &[2, 1, 2, 2]).unwrap_err(), expected);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

@@ -18,6 +18,10 @@ pub const MAX_HEADER: usize = 10_000;
 /// Magic string and version: the fixed start of every `.npy` file.
 const PREFIX: usize = 8;
 
+/// Deepest bracket nesting accepted in a header: the dict, the shape tuple, and a structured type's
+/// list of field tuples.
+const MAX_HEADER_NESTING: usize = 4;
+
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
     let shown = path.display().to_string();
@@ -94,6 +98,22 @@ pub fn read_header<R: Read + Seek>(reader: &mut R, source: &str) -> Result<Heade
     }
     head.resize(head.len() + header_len, 0);
     reader.read_exact(&mut head[PREFIX + len_bytes..]).map_err(|e| not_npy(&e))?;
+    // The header parser backtracks exponentially in the nesting depth: refuse deep nesting first.
+    let mut depth = 0usize;
+    for &byte in &head[PREFIX + len_bytes..] {
+        match byte {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(not_npy(&format!(
+                        "its header nests brackets deeper than {MAX_HEADER_NESTING} (a .npy header is a flat dict)"
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     Header::from_reader(&mut Cursor::new(&head)).map_err(|e| not_npy(&e))
 }
 
