@@ -4,7 +4,7 @@
 //! The log is JSON Lines, one record per (node, form), like TVM's tuning logs: the key is the node's
 //! op, attributes and shapes ([`op_key`]), the threads and the machine (CPU model and SIMD level);
 //! the value is the form's time and spread, and that time shared among the form's ops so that the
-//! e-graph can price each op it holds ([`Measured`](strider_rewrite::cost::Measured)).
+//! e-graph can price each op it holds ([`Measured`]).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -146,7 +146,7 @@ impl TuningDb {
     }
 
     /// Nanoseconds per run of every op measured on `machine`, by [`op_key`] (the mean where an op
-    /// was part of several records): what [`Measured`](strider_rewrite::cost::Measured) prices with.
+    /// was part of several records): what [`Measured`] prices with.
     pub fn op_times_ns(&self, machine: &MachineKey) -> HashMap<String, f64> {
         let nodes: std::collections::HashSet<&str> = self.records.iter().map(|r| r.node.as_str()).collect();
         let latest: Vec<TuningRecord> = nodes.into_iter().flat_map(|node| self.forms(machine, node)).cloned().collect();
