@@ -41,6 +41,14 @@ pub struct BenchOptions {
     pub per_node: bool,
 }
 
+impl BenchOptions {
+    /// How the forms of one layer are timed against each other (tuning, calibration, study): a short
+    /// warm-up, then rounds of three runs each until `min_time` has passed.
+    pub fn for_forms(threads: usize, min_time: Duration) -> BenchOptions {
+        BenchOptions { threads, warmup: 2, stop: Stop::MinTime(min_time), batch: 3, per_node: false }
+    }
+}
+
 /// A graph to time, with its label.
 pub struct Variant {
     /// What it is (`none`, a lowering, `auto/flops`, …).

@@ -16,7 +16,7 @@ use strider_rewrite::cost::{KernelCost, Target, instances, price};
 use strider_rewrite::isolate::{Form, in_form};
 use strider_rewrite::{OptimizeOptions, RunLimits, optimize};
 
-use crate::bench::{BenchOptions, Stop, Variant, cpu_model, simd_level, time_variants};
+use crate::bench::{BenchOptions, Variant, cpu_model, simd_level, time_variants};
 use crate::stored_elements;
 use crate::study::seeded_layer;
 
@@ -233,13 +233,7 @@ fn time_alone(
 ) -> Result<Vec<(String, String, Graph, f64)>, strider_interp::ExecError> {
     let mut inputs = HashMap::new();
     feeds::fill_missing(alone, 0, &mut inputs);
-    let bench = BenchOptions {
-        threads: opts.threads,
-        warmup: 2,
-        stop: Stop::MinTime(opts.min_time),
-        batch: 3,
-        per_node: false,
-    };
+    let bench = BenchOptions::for_forms(opts.threads, opts.min_time);
     let (timings, _) = time_variants(&variants, &inputs, &bench, progress)?;
     Ok(variants
         .into_iter()

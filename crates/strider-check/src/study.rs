@@ -20,9 +20,7 @@ use strider_rewrite::cost::{Feasible, Flops, instances, price};
 use strider_rewrite::explore::NamedModel;
 use strider_rewrite::isolate::{Form, in_form, isolate};
 
-use crate::bench::{
-    BenchOptions, GEMM_PEAK_SIZE, Machine, Stop, Variant, cpu_model, gemm_peak, simd_level, time_variants,
-};
+use crate::bench::{BenchOptions, GEMM_PEAK_SIZE, Machine, Variant, cpu_model, gemm_peak, simd_level, time_variants};
 use crate::{compare, run_prepared, stored_elements};
 
 /// A sweep file: one ConvTranspose configuration and the attribute to vary (optionally crossed with
@@ -408,13 +406,7 @@ fn measure(
     let reference = reference_output(alone, &inputs);
     let timed: Vec<Variant> =
         variants.iter().map(|(form, g)| Variant { label: form.to_string(), graph: g.clone() }).collect();
-    let bench = BenchOptions {
-        threads: opts.threads,
-        warmup: 2,
-        stop: Stop::MinTime(opts.min_time),
-        batch: 3,
-        per_node: false,
-    };
+    let bench = BenchOptions::for_forms(opts.threads, opts.min_time);
     let timings = match time_variants(&timed, &inputs, &bench, progress) {
         Ok((timings, _)) => timings,
         Err(e) => {

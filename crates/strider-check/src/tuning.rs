@@ -19,7 +19,7 @@ use strider_rewrite::cost::{CostModel, Measured, instances, op_key};
 use strider_rewrite::isolate::{Form, in_form, isolate};
 use strider_rewrite::{OptimizeOptions, optimize};
 
-use crate::bench::{BenchOptions, Stop, Variant, cpu_model, simd_level, time_variants};
+use crate::bench::{BenchOptions, Variant, cpu_model, simd_level, time_variants};
 use crate::stored_elements;
 
 /// The machine and threads a time holds for.
@@ -268,13 +268,7 @@ fn tune_node(
     }
     let mut inputs = HashMap::new();
     feeds::fill_missing(alone, 0, &mut inputs);
-    let bench = BenchOptions {
-        threads: opts.threads,
-        warmup: 2,
-        stop: Stop::MinTime(opts.min_time),
-        batch: 3,
-        per_node: false,
-    };
+    let bench = BenchOptions::for_forms(opts.threads, opts.min_time);
     let record = |v: &Variant, t: crate::bench::Timing| TuningRecord {
         machine: machine.clone(),
         node: key.to_string(),
