@@ -194,9 +194,7 @@ fn legend_beside(
     notes: &[String],
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let mut forms = forms.to_vec();
-    forms.sort();
-    forms.dedup();
+    let forms = Form::ALL.into_iter().filter(|f| forms.contains(f));
     let mut y = 40;
     for form in forms {
         area.draw(&Rectangle::new([(10, y - 6), (28, y + 6)], colour(form).filled())).map_err(|e| err(&e))?;
@@ -333,8 +331,8 @@ pub(super) fn roofline(study: &Study) -> Result<String, String> {
         let notes = if roofed {
             vec![
                 "grey line: the roof,".to_string(),
-                format!("min({} GF/s GEMM peak,", si(peak)),
-                format!("{} GB/s × intensity)", si(bandwidth)),
+                format!("min({peak:.1} GF/s GEMM peak,"),
+                format!("{bandwidth:.1} GB/s × intensity)"),
             ]
         } else {
             vec!["no roof: peak or bandwidth".to_string(), "not measured".to_string()]
@@ -373,7 +371,7 @@ mod tests {
         let roof: Vec<&str> = svg.lines().filter(|l| l.contains(r##"stroke="#787878""##)).collect();
         assert_eq!(roof.len(), 1, "{svg}");
         assert_eq!(roof[0].split('"').rev().nth(1).unwrap().split_whitespace().count(), 3, "{}", roof[0]);
-        assert!(svg.contains("min(10 GF/s GEMM peak,") && svg.contains("5 GB/s × intensity)"), "{svg}");
+        assert!(svg.contains("min(10.0 GF/s GEMM peak,") && svg.contains("5.0 GB/s × intensity)"), "{svg}");
         assert!(svg.contains("arithmetic intensity") && svg.contains("GF/s at the median"), "{svg}");
         for form in ["direct", "subpixel", "col2im"] {
             assert!(svg.contains(&format!("\n{form}\n")), "{form}");
