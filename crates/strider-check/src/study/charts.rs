@@ -129,6 +129,7 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, study: &Study, title: &str, serie
             .x_desc(study.x_label.as_str())
             .y_desc(title)
             .x_labels(xs.len() + 1)
+            .x_max_light_lines(0)
             .x_label_formatter(&label_at)
             .y_label_formatter(&|y| si(*y))
             .draw()
