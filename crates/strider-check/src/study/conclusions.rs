@@ -76,41 +76,66 @@ fn layer_tally(study: &Study) -> Vec<String> {
     vec![format!("fastest: {}", parts.join("; "))]
 }
 
-/// A range of a cell's swept values (indices into them) that one form wins, but for the exceptions.
+/// A range of a cell's swept values (indices into them) that one form wins, but for the ties and
+/// exceptions.
 #[derive(Clone, Debug, PartialEq)]
 struct Segment {
     form: Form,
     from: usize,
     to: usize,
-    /// Values inside the range won by another form: (index, winner).
+    /// Values inside the range won by another form with `form` within 5%: (index, winner).
+    ties: Vec<(usize, Form)>,
+    /// Values inside the range won clearly by another form: (index, winner).
     exceptions: Vec<(usize, Form)>,
 }
 
 /// The rule one cell's winners follow along the swept values.
 #[derive(Clone, Debug, PartialEq)]
 enum Rule {
-    /// Each form wins one contiguous range of values (possibly with lone exceptions inside it).
+    /// Each form wins one contiguous range of values (possibly with ties and lone exceptions inside).
     Ranges(Vec<Segment>),
     /// Some form wins in two separate ranges: the winners alternate.
     Unclear,
 }
 
-/// The rule `winners` (one per swept value, in order) support. Runs of one winner become ranges; a
-/// lone value won by another form between two runs of the same form, which together hold at least
-/// three values, is an exception inside one range rather than a range of its own. If a form then
-/// still wins two separate ranges, there is no rule.
-fn rule(winners: &[Form]) -> Rule {
+/// What one swept value measured: its winner and every form within 5% of it (the winner included).
+#[derive(Clone, Debug, PartialEq)]
+struct Point {
+    winner: Form,
+    near: Vec<Form>,
+}
+
+/// The rule `points` (one per swept value, in order) support. Ranges are as long as one form stays
+/// the winner or within 5% of it (a near tie is noise a second run may reverse, not a crossover);
+/// of the forms that hold a range, the one winning most of it names it. A lone value won by
+/// another form between two ranges of the same form, which together hold at least three values, is
+/// an exception inside one range rather than a range of its own. If a form then still holds two
+/// separate ranges, there is no rule.
+fn rule(points: &[Point]) -> Rule {
     let mut runs: Vec<Segment> = Vec::new();
-    for (i, &form) in winners.iter().enumerate() {
-        match runs.last_mut() {
-            Some(run) if run.form == form => run.to = i,
-            _ => runs.push(Segment { form, from: i, to: i, exceptions: Vec::new() }),
+    let mut i = 0;
+    while i < points.len() {
+        let mut held = points[i].near.clone();
+        let mut to = i;
+        while let Some(next) = points.get(to + 1) {
+            let both: Vec<Form> = held.iter().copied().filter(|f| next.near.contains(f)).collect();
+            if both.is_empty() {
+                break;
+            }
+            held = both;
+            to += 1;
         }
+        let wins = |f: Form| points[i..=to].iter().filter(|p| p.winner == f).count();
+        let form =
+            held.iter().copied().max_by(|a, b| wins(*a).cmp(&wins(*b)).then(b.cmp(a))).unwrap_or(points[i].winner);
+        let ties = (i..=to).filter(|&k| points[k].winner != form).map(|k| (k, points[k].winner)).collect();
+        runs.push(Segment { form, from: i, to, ties, exceptions: Vec::new() });
+        i = to + 1;
     }
     let mut segments: Vec<Segment> = Vec::new();
     let mut i = 0;
     while i < runs.len() {
-        let lone = runs[i].from == runs[i].to && runs[i].exceptions.is_empty();
+        let lone = runs[i].from == runs[i].to;
         let flanked = match (segments.last(), runs.get(i + 1)) {
             (Some(before), Some(after)) => {
                 let held = (before.to - before.from + 1 - before.exceptions.len()) + (after.to - after.from + 1);
@@ -121,7 +146,8 @@ fn rule(winners: &[Form]) -> Rule {
         match segments.last_mut() {
             Some(before) if lone && flanked => {
                 let after = &runs[i + 1];
-                before.exceptions.push((runs[i].from, runs[i].form));
+                before.exceptions.push((runs[i].from, points[runs[i].from].winner));
+                before.ties.extend(after.ties.iter().copied());
                 before.to = after.to;
                 i += 2;
             }
@@ -151,10 +177,10 @@ fn range(x: &str, values: &[f64], from: usize, to: usize) -> String {
 
 /// The rule as a sentence, without the cell: the range each form wins with its count, then the
 /// crossovers.
-fn phrase(x: &str, values: &[f64], winners: &[Form], rule: &Rule) -> String {
+fn phrase(x: &str, values: &[f64], points: &[Point], rule: &Rule) -> String {
     match rule {
         Rule::Unclear => {
-            let points: Vec<String> = values.iter().zip(winners).map(|(v, w)| format!("{w} at {v}")).collect();
+            let points: Vec<String> = values.iter().zip(points).map(|(v, p)| format!("{} at {v}", p.winner)).collect();
             format!("no clear rule over {x}: the fastest form alternates ({})", points.join(", "))
         }
         Rule::Ranges(segments) => {
@@ -162,9 +188,12 @@ fn phrase(x: &str, values: &[f64], winners: &[Form], rule: &Rule) -> String {
                 .iter()
                 .map(|s| {
                     let total = s.to - s.from + 1;
-                    let won = total - s.exceptions.len();
+                    let won = total - s.exceptions.len() - s.ties.len();
                     let mut part = format!("{} fastest {} ({won} of {total}", s.form, range(x, values, s.from, s.to));
                     part.push_str(if total == 1 { " configuration" } else { " configurations" });
+                    for (i, form) in &s.ties {
+                        part.push_str(&format!("; within 5% of {form} at {x} {}", values[*i]));
+                    }
                     for (i, form) in &s.exceptions {
                         part.push_str(&format!("; {form} at {x} {}", values[*i]));
                     }
@@ -192,7 +221,7 @@ fn phrase(x: &str, values: &[f64], winners: &[Form], rule: &Rule) -> String {
 struct Cell<'a> {
     name: &'a str,
     values: Vec<f64>,
-    winners: Vec<Form>,
+    points: Vec<Point>,
     rule: Rule,
 }
 
@@ -210,18 +239,24 @@ fn sweep_rules(study: &Study) -> Vec<String> {
     let cells: Vec<Cell> = names
         .into_iter()
         .filter_map(|name| {
-            let mut along: Vec<(f64, Form)> = study
+            let mut along: Vec<(f64, Point)> = study
                 .configurations
                 .iter()
                 .filter(|c| c.cell == name)
-                .filter_map(|c| margin(c).map(|(winner, _, _)| (c.x, winner)))
+                .filter_map(|c| {
+                    let (winner, _, _) = margin(c)?;
+                    let best = c.measurements.iter().map(|m| m.median_ms).fold(f64::INFINITY, f64::min);
+                    let near =
+                        c.measurements.iter().filter(|m| m.median_ms < 1.05 * best).map(|m| m.lowering).collect();
+                    Some((c.x, Point { winner, near }))
+                })
                 .collect();
             along.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (values, winners): (Vec<f64>, Vec<Form>) = along.into_iter().unzip();
-            (!values.is_empty()).then(|| Cell { name, rule: rule(&winners), values, winners })
+            let (values, points): (Vec<f64>, Vec<Point>) = along.into_iter().unzip();
+            (!values.is_empty()).then(|| Cell { name, rule: rule(&points), values, points })
         })
         .collect();
-    let sentences: Vec<String> = cells.iter().map(|c| phrase(x, &c.values, &c.winners, &c.rule)).collect();
+    let sentences: Vec<String> = cells.iter().map(|c| phrase(x, &c.values, &c.points, &c.rule)).collect();
     let Some(first) = sentences.first() else { return Vec::new() };
     if cells.len() == 1 {
         let cell = cells[0].name;
@@ -304,6 +339,20 @@ mod tests {
         assert_eq!(
             lines[0],
             "subpixel fastest at every stride from 1 to 4 (3 of 4 configurations; col2im at stride 3)"
+        );
+    }
+
+    #[test]
+    fn a_near_tie_does_not_make_a_crossover() {
+        let mut configurations: Vec<Configuration> =
+            [DIRECT, DIRECT, COL2IM, SUBPIXEL].iter().enumerate().map(|(i, &w)| won(i as f64 + 1.0, "", w)).collect();
+        // At stride 3 col2im wins, but direct is within 3%.
+        configurations[2].measurements[0].median_ms = 1.03;
+        let lines = conclusions(&study("stride", configurations));
+        assert_eq!(
+            lines[0],
+            "direct fastest for stride ≤ 3 (2 of 3 configurations; within 5% of col2im at stride 3); subpixel fastest \
+             at stride 4 (1 of 1 configuration); crossover direct → subpixel between stride 3 and 4"
         );
     }
 
