@@ -58,6 +58,10 @@ fn fused_phase_convolutions_compute_the_conv_transpose() {
         (vec![1, 6, 5, 4], vec![6, 5, 4, 4], attrs(vec![4, 4], vec![2, 2], vec![1, 1, 1, 1]), true),
         // FCN-style k8 s4 p2: sixteen phases sharing four windows (two per axis).
         (vec![2, 5, 6, 6], vec![5, 5, 8, 8], attrs(vec![8, 8], vec![4, 4], vec![2, 2, 2, 2]), false),
+        // FCN-32s-style k32 s16 p8: lines of eight phases, copied out a run per position.
+        (vec![1, 3, 3, 4], vec![3, 2, 32, 32], attrs(vec![32, 32], vec![16, 16], vec![8, 8, 8, 8]), false),
+        // 1-D k32 s16 p8 with bias: the same, one line per class.
+        (vec![1, 5, 9], vec![5, 3, 32], attrs(vec![32], vec![16], vec![8, 8]), true),
         // 1-D k16 s8 p4, long lines (the line-copy im2col).
         (vec![1, 8, 40], vec![8, 3, 16], attrs(vec![16], vec![8], vec![4, 4]), true),
         // k5 s3 p1: phases 0 and 2 share a window, so a class's last-axis offsets skip one.

@@ -103,6 +103,12 @@ impl<'a> MatMut<'a> {
     pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self, OutOfBounds> {
         Self::row_major_strided(data, rows, cols, cols)
     }
+
+    /// A contiguous column-major rows × cols matrix at the start of `data`: element (i, j) at j·rows + i.
+    pub fn col_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self, OutOfBounds> {
+        fits(rows, cols, 1, rows, data.len())?;
+        Ok(MatMut { data, rows, cols, row_stride: 1, col_stride: rows })
+    }
 }
 
 /// Why a product could not be computed.
@@ -148,10 +154,11 @@ pub fn matmul(dst: MatMut, a: MatRef, b: MatRef, accumulate: bool, threads: usiz
     }
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let stride = |s: usize| s as isize;
-    // SAFETY: `MatRef::new` and `MatMut::row_major_strided` checked that every element (i, j) of each
+    // SAFETY: `MatRef::new` and the `MatMut` constructors checked that every element (i, j) of each
     // operand, at offset i·row_stride + j·col_stride, lies inside its slice; the shapes agree (checked
     // above), so gemm reads only a[i, l], b[l, j] and writes only dst[i, j] for i < m, j < n, l < k.
-    // The destination is row-major with row_stride ≥ cols, so its elements are distinct, and it is
+    // The destination is row-major with row_stride ≥ cols or column-major with col_stride = rows, so
+    // its elements are distinct, and it is
     // borrowed mutably, so it overlaps neither operand. Strides fit in isize because they index slices.
     unsafe {
         gemm::gemm(
@@ -212,6 +219,12 @@ mod tests {
                 let a_view = MatRef::row_major(&at, k, m).unwrap().t();
                 matmul(dst, a_view, MatRef::row_major(&b, k, n).unwrap(), true, threads).unwrap();
                 assert_eq!(c2, want.iter().map(|v| v + 1.0).collect::<Vec<_>>());
+                // A column-major destination holds the transpose of the row-major one.
+                let mut c3 = vec![f32::NAN; m * n];
+                let dst = MatMut::col_major(&mut c3, m, n).unwrap();
+                matmul(dst, MatRef::row_major(&a, m, k).unwrap(), MatRef::row_major(&b, k, n).unwrap(), false, threads)
+                    .unwrap();
+                assert_eq!(c3, (0..m * n).map(|v| want[(v % m) * n + v / m]).collect::<Vec<_>>());
             }
         }
     }
@@ -223,6 +236,7 @@ mod tests {
         assert!(MatRef::new(&data, 2, 3, usize::MAX, 1).is_err());
         let mut out = [0.0; 4];
         assert!(MatMut::row_major_strided(&mut out, 2, 3, 2).is_err());
+        assert!(MatMut::col_major(&mut out, 3, 2).is_err());
         let a = MatRef::row_major(&data, 2, 3).unwrap();
         let dst = MatMut::row_major(&mut out, 2, 2).unwrap();
         assert!(matmul(dst, a, a, false, 1).is_err());

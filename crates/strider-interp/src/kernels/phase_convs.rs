@@ -59,6 +59,10 @@ pub struct PhaseClass {
     /// The stacked biases, per row (zeros for phases without one), if any phase has one.
     bias: Option<Vec<f32>>,
     lines: Vec<PhaseLine>,
+    /// Whether the product is stored position-major: when a line takes runs of at least
+    /// [`LONG_RUN`] values per position, each run is then one contiguous copy; shorter runs are
+    /// copied as strided rows of a row-major product instead.
+    position_major: bool,
 }
 
 impl PhaseClass {
@@ -108,7 +112,8 @@ impl PhaseClass {
         }
         let mut weight_shape = phase_weight.to_vec();
         weight_shape[0] = rows;
-        Some(PhaseClass { input, attrs, weight_shape, weights, bias, lines })
+        let position_major = rows >= LONG_RUN * channels * lines.len();
+        Some(PhaseClass { input, attrs, weight_shape, weights, bias, lines, position_major })
     }
 
     /// Rows of the stacked product (phases · C').
@@ -142,6 +147,9 @@ struct LineGroup {
 
 /// Elements of the product computed by one GEMM: small enough to be copied out from the cache.
 const PRODUCT_BLOCK: usize = 1 << 16;
+
+/// Runs per line at least, on average, for the product to be stored position-major.
+const LONG_RUN: usize = 8;
 
 /// Rows of the product computed by one GEMM (whole lines, at least one).
 const PRODUCT_ROWS: usize = 256;
@@ -211,7 +219,9 @@ impl PhaseConvs {
             (PRODUCT_BLOCK / group_rows.max(1)).max(MIN_WIDTH).min(BLOCK_ELEMENTS / (taps + group_rows).max(1)).max(1);
         let block = out_len.div_ceil(out_len.div_ceil(widest).max(1)).max(1);
         let mut cols = if pointwise { Vec::new() } else { ctx.scratch(taps * block)? };
-        let mut product = ctx.scratch(group_rows * block)?;
+        // Up to one tile per thread at a time: tiles of the same block are independent GEMMs.
+        let tiles_at_once = ctx.threads.clamp(1, groups.len().max(1));
+        let mut product = ctx.scratch(tiles_at_once * group_rows * block)?;
         let scale: [usize; RANK] = std::array::from_fn(|a| if a >= RANK - spatial { self.blocksize } else { 1 });
         let out_dims: [usize; RANK] = std::array::from_fn(|a| g[a].output * scale[a]);
         for b in 0..n {
@@ -238,32 +248,61 @@ impl PhaseConvs {
                     segments.push((start, p - p0, len));
                     p += len;
                 }
-                for group in &groups {
-                    let rows = group.end_row - group.first_row;
-                    let product = &mut product[..rows * width];
-                    let w = MatRef::row_major(&class.weights[group.first_row * taps..], rows, taps)?;
-                    gemm::matmul(MatMut::row_major(product, rows, width)?, w, positions, false, ctx.threads)?;
+                for chunk in groups.chunks(tiles_at_once) {
+                    let tile = group_rows * width;
+                    let per_gemm = (ctx.threads / chunk.len()).max(1);
+                    product.par_chunks_mut(tile).zip(chunk).try_for_each(
+                        |(product, group)| -> Result<(), KernelError> {
+                            let rows = group.end_row - group.first_row;
+                            let w = MatRef::row_major(&class.weights[group.first_row * taps..], rows, taps)?;
+                            let product = &mut product[..rows * width];
+                            let dst = if class.position_major {
+                                MatMut::col_major(product, rows, width)?
+                            } else {
+                                MatMut::row_major(product, rows, width)?
+                            };
+                            Ok(gemm::matmul(dst, w, positions, false, per_gemm)?)
+                        },
+                    )?;
                     let product = &*product;
-                    let lines = &class.lines[group.lines.clone()];
+                    let rows: usize = chunk.iter().map(|group| group.end_row - group.first_row).sum();
                     yb.par_chunks_mut(plane)
                         .enumerate()
                         .with_min_len(grain(rows / self.channels.max(1) * width))
                         .for_each(|(channel, y_plane)| {
-                            for l in lines {
-                                let first = l.first_row + channel * l.len;
-                                let band = &product[(first - group.first_row) * width..][..l.len * width];
-                                let bias = class.bias.as_ref().map(|b| &b[first..first + l.len]);
-                                let offset = (l.outer[0] * out_dims[1] + l.outer[1]) * out_dims[2] + l.first;
-                                // Segment by segment: its output row stays in the cache while each of
-                                // the line's phases fills its strided share of it.
-                                for &(start, j, len) in &segments {
-                                    let out_row = &mut y_plane[start + offset..];
-                                    for i in 0..l.len {
-                                        let values = &band[i * width + j..][..len];
-                                        let out = out_row[i..].iter_mut().step_by(scale[2]).zip(values);
-                                        match bias {
-                                            Some(b) => out.for_each(|(d, &v)| *d = v + b[i]),
-                                            None => out.for_each(|(d, &v)| *d = v),
+                            for (group, product) in chunk.iter().zip(product.chunks(tile)) {
+                                let rows = group.end_row - group.first_row;
+                                for l in &class.lines[group.lines.clone()] {
+                                    let first = l.first_row + channel * l.len;
+                                    let bias = class.bias.as_ref().map(|b| &b[first..first + l.len]);
+                                    let offset = (l.outer[0] * out_dims[1] + l.outer[1]) * out_dims[2] + l.first;
+                                    let row = first - group.first_row;
+                                    for &(start, j, len) in &segments {
+                                        let out_row = &mut y_plane[start + offset..];
+                                        if class.position_major {
+                                            // Each position's run, contiguous in the product and the output.
+                                            for q in 0..len {
+                                                let values = &product[(j + q) * rows + row..][..l.len];
+                                                let out = &mut out_row[q * scale[2]..][..l.len];
+                                                match bias {
+                                                    Some(b) => out
+                                                        .iter_mut()
+                                                        .zip(values.iter().zip(b))
+                                                        .for_each(|(d, (&v, &b))| *d = v + b),
+                                                    None => out.copy_from_slice(values),
+                                                }
+                                            }
+                                        } else {
+                                            // Each phase's row, strided in the output row (which stays
+                                            // in the cache while the line's phases fill it).
+                                            for i in 0..l.len {
+                                                let values = &product[(row + i) * width + j..][..len];
+                                                let out = out_row[i..].iter_mut().step_by(scale[2]).zip(values);
+                                                match bias {
+                                                    Some(b) => out.for_each(|(d, &v)| *d = v + b[i]),
+                                                    None => out.for_each(|(d, &v)| *d = v),
+                                                }
+                                            }
                                         }
                                     }
                                 }
