@@ -328,7 +328,9 @@ fn explore_json_is_machine_readable() {
     let lowerings: Vec<&str> =
         node["variants"].as_array().unwrap().iter().map(|v| v["lowering"].as_str().unwrap()).collect();
     assert_eq!(lowerings, ["direct", "zero-insert", "sparse-matmul", "col2im", "subpixel", "matmul"]);
-    // Costs and picks are named objects: the NPU cannot run the direct form and picks a lowering.
+    // Op counts, costs and picks are named objects: the NPU cannot run the direct form and picks a
+    // lowering.
+    assert_eq!(node["variants"][0]["ops"], serde_json::json!([{"op": "ConvTranspose", "count": 1}]));
     assert_eq!(node["variants"][0]["costs"][2], serde_json::json!({"model": "npu", "cost": null}));
     let npu = node["picks"].as_array().unwrap().iter().find(|p| p["model"] == "npu").unwrap();
     assert_ne!(npu["lowering"], "direct");
@@ -535,8 +537,8 @@ fn max_memory_refuses_before_running_and_names_node_and_bytes() {
         assert_eq!(out.status.code(), Some(3), "{command}");
         assert!(
             stderr(&out).contains(
-                "model `dcgan_generator` needs an estimated 15.03 MiB (15,756,688 bytes) while node `up4` runs, more than \
-                 --max-memory 1.00 MiB (1,048,576 bytes)"
+                "model `dcgan_generator` needs an estimated 15.03 MiB (15,756,688 bytes) while node `up4` runs, \
+                 more than --max-memory 1.00 MiB (1,048,576 bytes)"
             ),
             "{command}: {}",
             stderr(&out)
@@ -579,4 +581,32 @@ fn variants_over_max_memory_are_skipped_with_the_reason() {
         let estimate = v["estimated_peak_bytes"].as_u64();
         assert!(estimate.is_some_and(|b| b > 0 && b <= 12_000_000), "{v}");
     }
+}
+
+#[test]
+fn study_json_is_the_report_with_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strider(&[
+        "study",
+        "examples/models/textbook.ron",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--min-time",
+        "0.01",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let study: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    // What is printed is report.json, plus where it went.
+    assert_eq!(study["configurations"].as_array().unwrap().len(), 1);
+    assert_eq!(study["configurations"][0]["label"], written["configurations"][0]["label"]);
+    let direct = &study["configurations"][0]["measurements"][0];
+    assert_eq!((direct["lowering"].as_str(), direct["flops"].as_u64()), (Some("direct"), Some(32)));
+    assert_eq!(study["written_to"], dir.path().to_str().unwrap());
+    assert!(study["files"].as_array().unwrap().iter().any(|f| f == "report.json"), "{}", study["files"]);
+    assert_eq!(study["left_out"], serde_json::json!([]));
 }

@@ -157,7 +157,8 @@ pub const EGRAPH_DOT_LIMIT: usize = 60;
 
 /// DOT text of the e-graph of `graph` saturated with every rule: one box per e-class (named after its
 /// value, with its shape) holding its e-nodes, each an op with its key attributes; data flows left to
-/// right, so the alternatives of a class stack up instead of widening the drawing. An e-graph over [`EGRAPH_DOT_LIMIT`] e-nodes is refused with advice.
+/// right, so the alternatives of a class stack up instead of widening the drawing. An e-graph over
+/// [`EGRAPH_DOT_LIMIT`] e-nodes is refused with advice.
 pub fn render_egraph(graph: &Graph, limits: &RunLimits) -> miette::Result<String> {
     // Saturation stops early once the e-graph is certainly too large to draw, so a large model is
     // refused quickly.
@@ -194,16 +195,17 @@ fn drawn<D>(class: &egg::EClass<Node, D>) -> bool {
 fn egraph_dot(egraph: &TensorGraph, roots: &[egg::Id]) -> String {
     let mut classes: Vec<&egg::EClass<Node, _>> = egraph.classes().filter(|c| drawn(c)).collect();
     classes.sort_by_key(|c| c.id);
-    let mut out = String::from(
-        "digraph egraph {\n    compound = true\n    newrank = true\n    rankdir = LR\n    nodesep = 0.15\n    ranksep = 0.3\n    \
-         node [shape = box, style = rounded, fontsize = 11]\n",
-    );
+    let mut out = String::from("digraph egraph {\n");
+    for setting in ["compound = true", "newrank = true", "rankdir = LR", "nodesep = 0.15", "ranksep = 0.3"] {
+        let _ = writeln!(out, "    {setting}");
+    }
+    out.push_str("    node [shape = box, style = rounded, fontsize = 11]\n");
     let mut edges = String::new();
     for class in &classes {
         let id = class.id;
         let name = egraph.analysis.names.get(&id).cloned().unwrap_or_else(|| format!("e-class {id}"));
         let shape = class.data.shape.as_ref().map_or_else(String::new, |s| format!(" {s}"));
-        let pen = if roots.contains(&id) { "penwidth = 2, " } else { "" };
+        let pen = if roots.iter().any(|&r| egraph.find(r) == id) { "penwidth = 2, " } else { "" };
         let _ = writeln!(out, "    subgraph cluster_{id} {{");
         let title = escape(&format!("{name}{shape}"));
         let _ = writeln!(out, "        graph [{pen}style = \"dashed,rounded\", color = gray50, label = \"{title}\"]");
