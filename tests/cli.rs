@@ -144,17 +144,157 @@ fn no_panics_on_garbage() {
 }
 
 #[test]
+fn dot_shows_the_key_attributes_of_each_op() {
+    let out = strider(&["dot", "examples/models/dcgan_generator.ron"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // up1 has no pads or strides written: the kernel comes from the weight, the rest are ONNX's defaults.
+    assert!(text.contains(r#"label = "ConvTranspose\nup1\nkernel 4×4 stride 1×1\npads 0,0,0,0""#), "{text}");
+    assert!(text.contains(r#"label = "ConvTranspose\nup2\nkernel 4×4 stride 2×2\npads 1,1,1,1""#), "{text}");
+    let upsample = strider(&["dot", "examples/models/resize_conv.ron"]);
+    assert!(stdout(&upsample).contains("\\nscales 1,1,2,2\\nnearest"), "{}", stdout(&upsample));
+}
+
+#[test]
 fn dot_egraph_shows_the_lowerings_side_by_side() {
     let out = strider(&["dot", "--egraph", "examples/models/textbook.ron"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("digraph egraph"), "{text}");
-    // The output class holds the ConvTranspose and its lowerings.
-    for op in ["\"ConvTranspose\"", "\"Conv\"", "\"Col2Im\"", "\"SubpixelKernel\""] {
+    assert!(text.contains("rankdir = LR"), "{text}");
+    // The output class `y` holds the ConvTranspose and its lowerings, drawn bold.
+    assert!(
+        text.contains(r#"graph [penwidth = 2, style = "dashed,rounded", color = gray50, label = "y [1, 1, 3, 3]"]"#),
+        "{text}"
+    );
+    for op in ["\"ConvTranspose\\n", "\"Conv\\n", "\"Col2Im\\n", "\"SubpixelKernel\\n", "\"input x\"", "\"weight k\""] {
         assert!(text.contains(op), "{op} missing from\n{text}");
     }
-    let tight = strider(&["dot", "--egraph", "examples/models/dcgan_generator.ron", "--node-limit", "10"]);
-    assert!(tight.status.success(), "{}", stderr(&tight));
+    // Labels are short lines (op, kernel, pads), not the op's whole attribute list, so the drawing
+    // stays narrow.
+    for line in text.lines().filter(|l| l.contains("label = ")) {
+        let label = line.split("label = \"").nth(1).unwrap_or_default();
+        assert!(label.split("\\n").all(|part| part.chars().count() <= 32), "{line}");
+    }
+    let clusters = text.matches("subgraph cluster_").count();
+    assert!((5..=30).contains(&clusters), "{clusters} clusters:\n{text}");
+}
+
+#[test]
+fn dot_egraph_refuses_an_e_graph_too_large_to_read_with_advice() {
+    let out = strider(&["dot", "--egraph", "examples/models/dcgan_generator.ron"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let message = stderr(&out);
+    assert!(message.contains("the saturated e-graph of `dcgan_generator`"), "{message}");
+    assert!(message.contains("more than the 60 e-nodes") && message.contains("`strider explore`"), "{message}");
+}
+
+#[test]
+fn info_json_has_the_nodes_shapes_and_totals() {
+    let out = strider(&["info", "examples/models/dcgan_generator.ron", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    assert_eq!(info["model"], "dcgan_generator");
+    assert_eq!(info["inputs"][0], serde_json::json!({"name": "z", "shape": [1, 100, 1, 1]}));
+    assert_eq!(info["outputs"][0]["shape"], serde_json::json!([1, 3, 64, 64]));
+    assert_eq!(info["initializers"], 21);
+    let nodes = info["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 14);
+    let up2 = &nodes[3];
+    assert_eq!((up2["name"].as_str(), up2["op"].as_str()), (Some("up2"), Some("ConvTranspose")));
+    assert_eq!(up2["attributes"]["strides"], serde_json::json!([2, 2]));
+    assert_eq!(up2["outputs"][0]["shape"], serde_json::json!([1, 256, 8, 8]));
+    assert_eq!((up2["parameters"].as_u64(), up2["flops"].as_u64()), (Some(2_097_152), Some(67_108_864)));
+    assert_eq!(info["total_parameters"], 3_578_624);
+    assert_eq!(info["total_flops"], 209_637_376);
+    assert_eq!(info["estimated_peak_bytes"], 15_756_688);
+    assert_eq!(info["peak_node"], "up4");
+}
+
+#[test]
+fn info_counts_in_words_and_readable_numbers() {
+    let text = stdout(&strider(&["info", "examples/models/textbook.ron"]));
+    assert!(text.starts_with("graph `textbook`: 1 node, 1 initializer\n"), "{text}");
+    let text = stdout(&strider(&["info", "examples/models/dcgan_generator.ron"]));
+    assert!(text.contains("estimated peak memory: 15.03 MiB (while `up4` runs)"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("total") && l.ends_with("3,578,624  209.64M")), "{text}");
+}
+
+#[test]
+fn run_json_has_each_output_with_its_shape_and_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strider(&[
+        "run",
+        "examples/models/textbook.ron",
+        "--seed",
+        "7",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    assert_eq!(report["model"], "textbook");
+    assert_eq!(report["nodes"], 1);
+    assert_eq!(
+        report["inputs"][0],
+        serde_json::json!({"name": "x", "shape": [1, 1, 2, 2], "source": "seeded", "seed": 7})
+    );
+    let y = &report["outputs"][0];
+    assert_eq!(y["name"], "y");
+    assert_eq!(y["shape"], serde_json::json!([1, 1, 3, 3]));
+    assert_eq!(y["stats"]["elements"], 9);
+    // The same numbers as the text report (run_textbook_seed_7).
+    assert!((y["stats"]["min"].as_f64().unwrap() + 3.414873).abs() < 1e-6, "{y}");
+    assert!((y["stats"]["max"].as_f64().unwrap() - 0.979190).abs() < 1e-6, "{y}");
+    let written = y["written_to"].as_str().unwrap();
+    assert!(written.ends_with("y.npy"), "{written}");
+    // A reference equal to the output matches; a reference from another seed does not, and the
+    // report still comes out, with exit code 1.
+    let same =
+        strider(&["run", "examples/models/textbook.ron", "--seed", "7", "--json", "--expect", &format!("y={written}")]);
+    assert!(same.status.success(), "{}", stderr(&same));
+    let same: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(same["expected"][0]["pass"], true);
+    assert_eq!(same["expected"][0]["mismatched"], 0);
+    let other =
+        strider(&["run", "examples/models/textbook.ron", "--seed", "8", "--json", "--expect", &format!("y={written}")]);
+    assert_eq!(other.status.code(), Some(1));
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_eq!(other["expected"][0]["pass"], false);
+    assert_eq!(other["expected"][0]["output"], "y");
+}
+
+#[test]
+fn optimize_json_has_the_graph_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("o.ron");
+    let out = strider(&[
+        "optimize",
+        "examples/models/textbook.ron",
+        "--cost",
+        "flops",
+        "--strategy",
+        "col2im",
+        "--json",
+        "-o",
+        written.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    assert_eq!((report["model"].as_str(), report["strategy"].as_str()), (Some("textbook"), Some("col2im")));
+    assert_eq!(report["cost_model"], "flops");
+    assert_eq!(report["before"]["ops"], serde_json::json!({"ConvTranspose": 1}));
+    assert_eq!((report["before"]["nodes"].as_u64(), report["before"]["flops"].as_u64()), (Some(1), Some(32)));
+    assert_eq!(report["after"]["ops"]["Col2Im"], 1);
+    assert_eq!(report["after"]["ops"].get("ConvTranspose"), None);
+    assert!(report["egraph"]["nodes"].as_u64().unwrap() > 4 && report["egraph"]["iterations"].as_u64().unwrap() >= 1);
+    assert_eq!(report["written_to"], written.to_str().unwrap());
+    assert!(written.exists());
+    let table = stdout(&strider(&["optimize", "examples/models/unet_decoder.ron", "--cost", "flops"]));
+    assert!(table.lines().any(|l| l.starts_with("FLOPs") && l.contains("243.60M")), "{table}");
+    assert!(table.contains(" e-nodes, ") && table.contains(" e-classes after "), "{table}");
 }
 
 #[test]
@@ -188,7 +328,9 @@ fn explore_json_is_machine_readable() {
     let lowerings: Vec<&str> =
         node["variants"].as_array().unwrap().iter().map(|v| v["lowering"].as_str().unwrap()).collect();
     assert_eq!(lowerings, ["direct", "zero-insert", "sparse-matmul", "col2im", "subpixel", "matmul"]);
-    // Costs and picks are named objects: the NPU cannot run the direct form and picks a lowering.
+    // Op counts, costs and picks are named objects: the NPU cannot run the direct form and picks a
+    // lowering.
+    assert_eq!(node["variants"][0]["ops"], serde_json::json!([{"op": "ConvTranspose", "count": 1}]));
     assert_eq!(node["variants"][0]["costs"][2], serde_json::json!({"model": "npu", "cost": null}));
     let npu = node["picks"].as_array().unwrap().iter().find(|p| p["model"] == "npu").unwrap();
     assert_ne!(npu["lowering"], "direct");
@@ -365,7 +507,7 @@ fn explore_matrix_refuses_a_matrix_over_the_limit_before_building_it() {
         strider(&["explore", "examples/models/fcn8_head.ron", "--matrix", "upscore8", "--max-matrix-nnz", "1000"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        stderr(&out).contains("C for `upscore8` stores 85377600 elements, more than --max-matrix-nnz 1000"),
+        stderr(&out).contains("C for `upscore8` stores 85,377,600 elements, more than --max-matrix-nnz 1,000"),
         "{}",
         stderr(&out)
     );
@@ -389,13 +531,14 @@ fn a_fifo_given_as_npy_is_refused_without_hanging() {
 #[test]
 fn max_memory_refuses_before_running_and_names_node_and_bytes() {
     let info = strider(&["info", "examples/models/dcgan_generator.ron"]);
-    assert!(stdout(&info).contains("estimated peak memory: 15756688 bytes (while `up4` runs)"), "{}", stdout(&info));
+    assert!(stdout(&info).contains("estimated peak memory: 15.03 MiB (while `up4` runs)"), "{}", stdout(&info));
     for command in ["run", "check", "bench"] {
         let out = strider(&[command, "examples/models/dcgan_generator.ron", "--max-memory", "1M"]);
         assert_eq!(out.status.code(), Some(3), "{command}");
         assert!(
             stderr(&out).contains(
-                "model `dcgan_generator` needs an estimated 15756688 bytes while node `up4` runs, more than --max-memory 1048576"
+                "model `dcgan_generator` needs an estimated 15.03 MiB (15,756,688 bytes) while node `up4` runs, \
+                 more than --max-memory 1.00 MiB (1,048,576 bytes)"
             ),
             "{command}: {}",
             stderr(&out)
@@ -416,7 +559,8 @@ fn variants_over_max_memory_are_skipped_with_the_reason() {
     let table = stdout(&check);
     assert!(
         table.contains(
-            "skipped: needs an estimated 43903848 bytes while `upscore8/logits.conv` runs, more than --max-memory 23000000"
+            "skipped: needs an estimated 41.87 MiB (43,903,848 bytes) while `upscore8/logits.conv` runs, more than \
+             --max-memory 21.93 MiB (23,000,000 bytes)"
         ),
         "{table}"
     );
@@ -427,8 +571,42 @@ fn variants_over_max_memory_are_skipped_with_the_reason() {
     let json: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
     let skipped = json["skipped"].as_array().unwrap();
     let sparse = skipped.iter().find(|s| s["label"] == "sparse-matmul").expect("sparse-matmul skipped");
-    assert!(sparse["reason"].as_str().unwrap().contains("more than --max-memory 12.00MB"), "{sparse}");
-    let estimates = json["estimated_peak_bytes"].as_array().unwrap();
-    assert_eq!(estimates.len(), json["variants"].as_array().unwrap().len());
-    assert!(estimates.iter().all(|b| b.as_u64().is_some_and(|b| b > 0 && b <= 12_000_000)));
+    assert!(
+        sparse["reason"].as_str().unwrap().contains("more than --max-memory 11.44 MiB (12,000,000 bytes)"),
+        "{sparse}"
+    );
+    let variants = json["variants"].as_array().unwrap();
+    assert!(!variants.is_empty());
+    for v in variants {
+        let estimate = v["estimated_peak_bytes"].as_u64();
+        assert!(estimate.is_some_and(|b| b > 0 && b <= 12_000_000), "{v}");
+    }
+}
+
+#[test]
+fn study_json_is_the_report_with_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strider(&[
+        "study",
+        "examples/models/textbook.ron",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--min-time",
+        "0.01",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let study: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    // What is printed is report.json, plus where it went.
+    assert_eq!(study["configurations"].as_array().unwrap().len(), 1);
+    assert_eq!(study["configurations"][0]["label"], written["configurations"][0]["label"]);
+    let direct = &study["configurations"][0]["measurements"][0];
+    assert_eq!((direct["lowering"].as_str(), direct["flops"].as_u64()), (Some("direct"), Some(32)));
+    assert_eq!(study["written_to"], dir.path().to_str().unwrap());
+    assert!(study["files"].as_array().unwrap().iter().any(|f| f == "report.json"), "{}", study["files"]);
+    assert_eq!(study["left_out"], serde_json::json!([]));
 }

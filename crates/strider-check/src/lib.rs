@@ -6,8 +6,10 @@
 pub mod bench;
 pub mod calibration;
 pub mod compare;
+pub mod numbers;
 pub mod splice;
 pub mod study;
+pub mod table;
 pub mod tuning;
 
 use std::collections::HashMap;
@@ -257,7 +259,11 @@ pub(crate) fn stored_elements(graph: &Graph) -> usize {
 
 /// Why a variant's explicit matrix is too large to run here.
 fn too_many_stored(graph: &Graph, opts: &Options) -> String {
-    format!("matrix of {} stored elements exceeds --max-matrix-nnz {}", stored_elements(graph), opts.max_matrix_nnz)
+    format!(
+        "matrix of {} stored elements exceeds --max-matrix-nnz {}",
+        numbers::grouped(stored_elements(graph) as u128),
+        numbers::grouped(opts.max_matrix_nnz as u128)
+    )
 }
 
 /// Why a variant's estimated peak memory keeps it from running here, if it does.
@@ -265,7 +271,13 @@ fn too_large(graph: &Graph, opts: &Options) -> Option<String> {
     let peak = strider_interp::memory::estimate_peak(graph);
     (peak.bytes > opts.max_memory).then(|| {
         let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
-        format!("needs an estimated {} bytes{at}, more than --max-memory {}", peak.bytes, opts.max_memory)
+        format!(
+            "needs an estimated {} ({} bytes){at}, more than --max-memory {} ({} bytes)",
+            numbers::bytes(peak.bytes),
+            numbers::grouped(peak.bytes),
+            numbers::bytes(opts.max_memory),
+            numbers::grouped(opts.max_memory)
+        )
     })
 }
 

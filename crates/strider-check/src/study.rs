@@ -29,6 +29,8 @@ use crate::bench::{
     BANDWIDTH_ELEMENTS, BenchOptions, GEMM_PEAK_SIZE, Machine, Variant, cpu_model, gemm_peak, memory_bandwidth,
     simd_level, time_variants,
 };
+use crate::numbers::{bytes, count, si};
+use crate::table::{Align, Table};
 use crate::{compare, run_prepared, stored_elements};
 
 /// A sweep file: one ConvTranspose configuration and the attribute to vary (optionally crossed with
@@ -510,12 +512,11 @@ pub fn markdown(study: &Study) -> String {
     let mut out = format!("# {}\n\n", study.name);
     let _ = writeln!(
         out,
-        "Measured on {} ({}), {} thread{}, GEMM peak {:.1} GF/s, memory bandwidth {:.1} GB/s (triad); Strider {}; each configuration's forms timed \
+        "Measured on {} ({}), {}, GEMM peak {:.1} GF/s, memory bandwidth {:.1} GB/s (triad); Strider {}; each configuration's forms timed \
          interleaved for {:.1} s (medians). Errors are against a float64 reference.\n",
         m.cpu,
         m.simd,
-        m.threads,
-        if m.threads == 1 { "" } else { "s" },
+        count(m.threads as u128, "thread"),
         m.gemm_peak_gflops,
         study.setup.memory_bandwidth_gbs,
         study.setup.version,
@@ -524,12 +525,10 @@ pub fn markdown(study: &Study) -> String {
     let models: Vec<&str> =
         study.configurations.first().map(|c| c.picks.iter().map(|p| p.model.as_str()).collect()).unwrap_or_default();
     let _ = writeln!(out, "## Winners\n");
-    let _ = writeln!(
-        out,
-        "| configuration | fastest | {} |",
-        models.join(" pick | ") + if models.is_empty() { "" } else { " pick" }
+    let picked = models.iter().map(|m| (format!("{m} pick"), Align::Left));
+    let mut winners = Table::new(
+        [("configuration".to_string(), Align::Left), ("fastest".into(), Align::Left)].into_iter().chain(picked),
     );
-    let _ = writeln!(out, "|---|---|{}", "---|".repeat(models.len()));
     for c in &study.configurations {
         let winner = c.winner.map_or("—".to_string(), |w| w.to_string());
         let picks: Vec<String> = c
@@ -540,9 +539,9 @@ pub fn markdown(study: &Study) -> String {
                 None => format!("{} (not timed)", p.lowering),
             })
             .collect();
-        let _ = writeln!(out, "| {} | {winner} | {} |", c.label, picks.join(" | "));
+        winners.row([c.label.clone(), winner].into_iter().chain(picks));
     }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", winners.markdown());
     let _ = writeln!(out, "## Conclusions\n");
     for line in conclusions(study) {
         let _ = writeln!(out, "- {line}");
@@ -551,27 +550,33 @@ pub fn markdown(study: &Study) -> String {
     out.push_str(&charts::listing(study));
     for c in &study.configurations {
         let _ = writeln!(out, "## {}\n", c.label);
-        let _ = writeln!(
-            out,
-            "| lowering | FLOPs | bytes | median ms | IQR ms | GF/s | of peak | peak memory | max abs error | max rel error |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut table = Table::new([
+            ("lowering", Align::Left),
+            ("FLOPs", Align::Right),
+            ("bytes", Align::Right),
+            ("median ms", Align::Right),
+            ("IQR ms", Align::Right),
+            ("GF/s", Align::Right),
+            ("of peak", Align::Right),
+            ("peak memory", Align::Right),
+            ("max abs error", Align::Right),
+            ("max rel error", Align::Right),
+        ]);
         for m in &c.measurements {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {:.3} | {:.3} | {:.1} | {:.0}% | {} | {:.2e} | {:.2e} |",
-                m.lowering,
+            table.row([
+                m.lowering.to_string(),
                 si(m.flops as f64),
-                si(m.bytes as f64),
-                m.median_ms,
-                m.q3_ms - m.q1_ms,
-                m.gflops,
-                100.0 * m.fraction_of_peak,
-                si(m.peak_bytes as f64),
-                m.max_abs_error,
-                m.max_rel_error
-            );
+                bytes(m.bytes as u128),
+                format!("{:.3}", m.median_ms),
+                format!("{:.3}", m.q3_ms - m.q1_ms),
+                format!("{:.1}", m.gflops),
+                format!("{:.0}%", 100.0 * m.fraction_of_peak),
+                bytes(m.peak_bytes as u128),
+                format!("{:.2e}", m.max_abs_error),
+                format!("{:.2e}", m.max_rel_error),
+            ]);
         }
+        out.push_str(&table.markdown());
         for s in &c.skipped {
             let _ = writeln!(out, "\nnot timed: {}: {}", s.lowering, s.reason);
         }
@@ -610,13 +615,6 @@ pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
 
 /// The x axis of a model study.
 const LAYER_AXIS: &str = "ConvTranspose layer";
-
-/// A number with an SI suffix for tables and charts: 1234567 → "1.23M".
-pub fn si(v: f64) -> String {
-    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
-    let small = |v: f64| if v.abs() >= 10.0 || v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.3}") };
-    units.iter().find(|(scale, _)| v.abs() >= *scale).map_or_else(|| small(v), |(s, u)| format!("{:.2}{u}", v / s))
-}
 
 #[cfg(test)]
 mod tests {

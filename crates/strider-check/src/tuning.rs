@@ -20,6 +20,7 @@ use strider_rewrite::isolate::{Form, in_form, isolate};
 use strider_rewrite::{OptimizeOptions, optimize};
 
 use crate::bench::{BenchOptions, Variant, cpu_model, simd_level, time_variants};
+use crate::numbers::grouped;
 use crate::stored_elements;
 
 /// The machine and threads a time holds for.
@@ -194,10 +195,38 @@ pub struct TunedNode {
     pub key: String,
     /// Whether the times come from the log rather than this run.
     pub cached: bool,
-    /// Each timed form: (form, median ms, first quartile, third quartile).
-    pub forms: Vec<(String, f64, f64, f64)>,
+    /// Each timed form.
+    pub forms: Vec<FormTime>,
     /// Forms not timed, and why.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<FormSkipped>,
+}
+
+/// The time of one form of a tuned node.
+#[derive(Clone, Debug, Serialize)]
+pub struct FormTime {
+    /// The form (`direct`, a lowering, or `auto/…` for a mixture).
+    pub form: String,
+    /// Median time, in milliseconds.
+    pub median_ms: f64,
+    /// First quartile, in milliseconds.
+    pub q1_ms: f64,
+    /// Third quartile, in milliseconds.
+    pub q3_ms: f64,
+}
+
+impl FormTime {
+    fn of(r: &TuningRecord) -> FormTime {
+        FormTime { form: r.form.clone(), median_ms: r.median_ms, q1_ms: r.q1_ms, q3_ms: r.q3_ms }
+    }
+}
+
+/// A form of a tuned node that was not timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct FormSkipped {
+    /// The form.
+    pub form: String,
+    /// Why it was not timed.
+    pub reason: String,
 }
 
 /// The [`op_key`] of a graph's node.
@@ -225,22 +254,21 @@ pub fn tune(
             continue;
         }
         if !opts.retune && db.has(&machine, &key) {
-            let forms =
-                db.forms(&machine, &key).iter().map(|r| (r.form.clone(), r.median_ms, r.q1_ms, r.q3_ms)).collect();
+            let forms = db.forms(&machine, &key).into_iter().map(FormTime::of).collect();
             report.push(TunedNode { node: node.name.clone(), key, cached: true, forms, skipped: Vec::new() });
             continue;
         }
         progress(&format!("timing {} ({})", node.name, node.op.name()));
         let (records, skipped) = tune_node(&alone, &key, &machine, opts, prior, progress)
             .map_err(|e| TuningError::Exec { node: node.name.clone(), source: Box::new(e) })?;
-        let forms = records.iter().map(|r| (r.form.clone(), r.median_ms, r.q1_ms, r.q3_ms)).collect();
+        let forms = records.iter().map(FormTime::of).collect();
         db.append(records)?;
         report.push(TunedNode { node: node.name.clone(), key, cached: false, forms, skipped });
     }
     Ok(report)
 }
 
-type Skipped = Vec<(String, String)>;
+type Skipped = Vec<FormSkipped>;
 
 /// Times each form of one isolated node; returns its records and the forms left out.
 fn tune_node(
@@ -259,9 +287,15 @@ fn tune_node(
         let stored = stored_elements(&g);
         let ratio = flops(&g) / direct_flops;
         if stored > opts.max_matrix_nnz {
-            skipped.push((form.to_string(), format!("sparse matrix of {stored} elements")));
+            skipped.push(FormSkipped {
+                form: form.to_string(),
+                reason: format!("sparse matrix of {} elements", grouped(stored as u128)),
+            });
         } else if opts.max_flops_ratio > 0.0 && ratio > opts.max_flops_ratio {
-            skipped.push((form.to_string(), format!("{ratio:.0}× the FLOPs of the direct form")));
+            skipped.push(FormSkipped {
+                form: form.to_string(),
+                reason: format!("{ratio:.0}× the FLOPs of the direct form"),
+            });
         } else {
             variants.push(Variant { label: form.to_string(), graph: g });
         }

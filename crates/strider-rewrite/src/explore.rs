@@ -27,7 +27,7 @@ pub struct Variant {
     /// The node as it is, or the lowering.
     pub lowering: Form,
     /// Op kinds of the variant, with counts, in first-use order.
-    pub ops: Vec<(String, usize)>,
+    pub ops: Vec<OpCount>,
     /// FLOPs at run time (weight-only work included).
     pub flops: u64,
     /// Bytes of intermediates and constants.
@@ -38,7 +38,16 @@ pub struct Variant {
     pub excluded: Option<String>,
 }
 
-/// A variant's cost under one model.
+/// How many nodes of one op type a variant has.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpCount {
+    /// Op type.
+    pub op: String,
+    /// How many nodes of it the variant has.
+    pub count: usize,
+}
+
+/// A variant's cost under one cost model.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelCost {
     /// The cost model.
@@ -108,12 +117,12 @@ pub fn explore(graph: &Graph, models: &[NamedModel], run_limits: &RunLimits, lim
 }
 
 fn describe(form: Form, g: &Graph, models: &[NamedModel], limits: &Limits) -> Variant {
-    let mut ops: Vec<(String, usize)> = Vec::new();
+    let mut ops: Vec<OpCount> = Vec::new();
     let (mut flops, mut bytes) = (0u64, 0u64);
     for (_, n) in g.nodes() {
-        match ops.iter_mut().find(|(k, _)| k == n.op.name()) {
-            Some((_, c)) => *c += 1,
-            None => ops.push((n.op.name().to_string(), 1)),
+        match ops.iter_mut().find(|o| o.op == n.op.name()) {
+            Some(o) => o.count += 1,
+            None => ops.push(OpCount { op: n.op.name().to_string(), count: 1 }),
         }
         flops += g.node_flops(n);
         bytes += n.outputs.iter().map(|&v| g.value(v).ty.size_bytes() as u64).sum::<u64>();

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use strider_check::numbers::{bytes, count, grouped};
 use strider_ir::Limits;
 use strider_rewrite::{RunLimits, Strategy};
 
@@ -56,6 +57,9 @@ enum Command {
         /// Seed for inputs not given with --input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         threads: ThreadArgs,
         #[command(flatten)]
@@ -160,6 +164,9 @@ enum Command {
         /// with the .onnx extension, ONNX.
         #[arg(short, long, value_name = "OUT.ron|OUT.onnx")]
         output: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         tuning: TuningArgs,
         #[command(flatten)]
@@ -304,21 +311,33 @@ enum Command {
         /// Also report the picks of this target profile (repeatable; cpu and flops always).
         #[arg(long = "target", value_name = "TARGET.ron")]
         targets: Vec<PathBuf>,
+        /// Print the study as JSON (report.json's content) instead of Markdown.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         threads: ThreadArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
     },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
+    ///
+    /// Counts have thousands separators, FLOPs SI units (67.11M) and bytes binary units (15.03 MiB);
+    /// --json gives the exact numbers.
     Info {
         #[command(flatten)]
         model: ModelArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
-    /// Print the graph as Graphviz DOT (pipe into `dot -Tsvg`), shapes on the edges.
+    /// Print the graph as Graphviz DOT (pipe into `dot -Tsvg`): each op with its key attributes
+    /// (kernel, strides, pads, group; scales), value names and shapes on the edges.
     Dot {
         #[command(flatten)]
         model: ModelArgs,
-        /// Print the saturated e-graph instead (every rule; meant for small models).
+        /// Print the saturated e-graph instead (every rule), left to right: one box per e-class
+        /// holding its alternatives. Meant for a layer or two: an e-graph of more than 60 e-nodes is
+        /// refused (exit 2); `strider explore` tabulates larger ones.
         #[arg(long)]
         egraph: bool,
         #[command(flatten)]
@@ -381,10 +400,13 @@ impl MemoryArgs {
         let at =
             peak.node.map_or_else(|| "for its inputs and weights".to_string(), |n| format!("while node `{n}` runs"));
         Err(miette::miette!(
-            "model `{}` needs an estimated {} bytes {at}, more than --max-memory {}; raise it if that much memory is available",
+            "model `{}` needs an estimated {} ({} bytes) {at}, more than --max-memory {} ({} bytes); raise it if that \
+             much memory is available",
             graph.name(),
-            peak.bytes,
-            self.max_memory
+            bytes(peak.bytes),
+            grouped(peak.bytes),
+            bytes(self.max_memory),
+            grouped(self.max_memory)
         ))
     }
 }
@@ -510,12 +532,20 @@ impl ExportArgs {
     }
 }
 
+/// Prints a report as `--json` does in every command: one pretty-printed object on stdout.
+fn print_json(report: &impl serde::Serialize) -> miette::Result<()> {
+    let text =
+        serde_json::to_string_pretty(report).map_err(|e| miette::miette!("cannot write the report as JSON: {e}"))?;
+    println!("{text}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Long messages stay on one line so that they can be searched and compared.
     let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
     let result = match cli.command {
-        Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, threads, memory } => {
+        Command::Run { model, inputs, out, out_format, expect, atol, rtol, seed, json, threads, memory } => {
             model.load().and_then(|g| {
                 memory.check(&g)?;
                 let tolerance = strider_check::Tolerance { atol, rtol };
@@ -528,13 +558,20 @@ fn main() -> ExitCode {
                     seed,
                     threads: threads.threads,
                 };
-                commands::run::run(&g, &options)
+                let report = commands::run::run(&g, &options)?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    print!("{}", commands::run::render(&report));
+                }
+                report.verdict()
             })
         }
         Command::Convert { model, output, export } => (|| {
             let graph = model.load()?;
             model_files::save(&graph, &output, &export.options(model.limits()))?;
-            println!("model `{}`: {} nodes, written to {}", graph.name(), graph.nodes().count(), output.display());
+            let nodes = count(graph.nodes().count() as u128, "node");
+            println!("model `{}`: {nodes}, written to {}", graph.name(), output.display());
             Ok(())
         })(),
         Command::Bench {
@@ -580,28 +617,38 @@ fn main() -> ExitCode {
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&outcome).map_err(|e| miette::miette!("{e}"))?);
+                print_json(&outcome)?;
             } else {
                 print!("{}", commands::bench::render(&outcome));
             }
             Ok(())
         })(),
-        Command::Optimize { model, cost, strategy, fold_constants, output, tuning, export, saturation } => (|| {
-            let graph = model.load()?;
-            let run_limits = saturation.limits()?;
-            let mut cost = commands::optimize::CostChoice::parse(&cost)?;
-            if let Some(db) = &tuning.tuning_db {
-                let (measured, report) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
-                print!("{report}");
-                cost = measured;
-            }
-            let export = export.options(model.limits());
-            let opts =
-                commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output, export };
-            let report = commands::optimize::optimize(&graph, &opts, &model.limits())?;
-            print!("{report}");
-            Ok(())
-        })(),
+        Command::Optimize { model, cost, strategy, fold_constants, output, json, tuning, export, saturation } => {
+            (|| {
+                let graph = model.load()?;
+                let run_limits = saturation.limits()?;
+                let mut cost = commands::optimize::CostChoice::parse(&cost)?;
+                let mut tuning_use = None;
+                if let Some(db) = &tuning.tuning_db {
+                    let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
+                    tuning_use = Some(used);
+                    cost = measured;
+                }
+                let export = export.options(model.limits());
+                let opts =
+                    commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output, export };
+                let report = commands::optimize::OptimizeReport {
+                    tuning: tuning_use,
+                    ..commands::optimize::optimize(&graph, &opts, &model.limits())?
+                };
+                if json {
+                    print_json(&report)
+                } else {
+                    print!("{}", commands::optimize::render(&report));
+                    Ok(())
+                }
+            })()
+        }
         Command::Calibrate { output, time, json, threads } => (|| {
             let min_time = std::time::Duration::try_from_secs_f64(time)
                 .map_err(|_| miette::miette!("--time must be a non-negative number of seconds"))?;
@@ -613,7 +660,7 @@ fn main() -> ExitCode {
             let calibration = commands::calibrate::run(&opts)?;
             commands::calibrate::write(&calibration, &output)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&calibration).map_err(|e| miette::miette!("{e}"))?);
+                print_json(&calibration)?;
             } else {
                 print!("{}", commands::calibrate::render(&calibration));
                 println!("written to {}", output.display());
@@ -626,17 +673,18 @@ fn main() -> ExitCode {
             };
             let opts = tuning.options(saturation.limits()?)?;
             let prior = commands::optimize::cpu_profile()?;
-            let mut reports = Vec::new();
+            let mut tuned = Vec::new();
             for path in &models {
                 let graph = model_files::load(path, &Limits { max_elements }, &Default::default())?;
                 let (_, nodes) = commands::tune::fill(&graph, db, &opts, &prior)?;
+                let model = commands::tune::TunedModel { model: graph.name().to_string(), nodes };
                 if !json {
-                    print!("{}", commands::tune::render(graph.name(), &nodes));
+                    print!("{}", commands::tune::render(&model));
                 }
-                reports.push(serde_json::json!({ "model": graph.name(), "nodes": nodes }));
+                tuned.push(model);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports).map_err(|e| miette::miette!("{e}"))?);
+                print_json(&commands::tune::TuneReport { models: tuned })?;
             }
             Ok(())
         })(),
@@ -659,7 +707,7 @@ fn main() -> ExitCode {
             let exploration =
                 commands::explore::run(&graph, &targets, measured.as_deref(), &run_limits, &model.limits());
             if json {
-                println!("{}", serde_json::to_string_pretty(&exploration).map_err(|e| miette::miette!("{e}"))?);
+                print_json(&exploration)?;
             } else {
                 print!("{}", commands::explore::render(&exploration));
             }
@@ -696,7 +744,7 @@ fn main() -> ExitCode {
             };
             let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| miette::miette!("{e}"))?);
+                print_json(&report)?;
             } else {
                 print!("{}", commands::check::render(&report));
             }
@@ -714,6 +762,7 @@ fn main() -> ExitCode {
             max_flops_ratio,
             min_time,
             targets,
+            json,
             threads,
             saturation,
         } => (|| {
@@ -729,10 +778,23 @@ fn main() -> ExitCode {
                 min_time,
                 targets: &targets,
             };
-            print!("{}", commands::study::run(&input, &out, &limits, &args)?);
-            Ok(())
+            let outcome = commands::study::run(&input, &out, &limits, &args)?;
+            if json {
+                print_json(&outcome)
+            } else {
+                print!("{}", commands::study::render(&outcome));
+                Ok(())
+            }
         })(),
-        Command::Info { model } => model.load().map(|g| print!("{}", commands::info::render(&g))),
+        Command::Info { model, json } => model.load().and_then(|g| {
+            let info = commands::info::ModelInfo::of(&g);
+            if json {
+                print_json(&info)
+            } else {
+                print!("{}", commands::info::render(&g, &info));
+                Ok(())
+            }
+        }),
         Command::Dot { model, egraph: false, .. } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
         Command::Dot { model, egraph: true, saturation } => (|| {
             let graph = model.load()?;

@@ -7,7 +7,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use strider_rewrite::isolate::Form;
 
-use super::{Configuration, LAYER_AXIS, Measurement, Study, si};
+use super::{Configuration, LAYER_AXIS, Measurement, Study};
+use crate::numbers::si;
 
 /// The charts beside `report.md`, as a Markdown section: each file and what it shows.
 pub(super) fn listing(study: &Study) -> String {

@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use miette::{IntoDiagnostic, miette};
 use ndarray::ArrayD;
 use serde::Serialize;
-use strider_check::bench::{BenchOptions, BenchReport, Variant, bench};
-use strider_check::study::si;
+use strider_check::bench::{BenchOptions, BenchReport, Machine, Timing, Variant, bench};
+use strider_check::numbers::{bytes, count, grouped, si};
+use strider_check::table::{Align, Table};
 use strider_check::tuning::TuneOptions;
 use strider_ir::{Graph, Layout, Limits};
 use strider_rewrite::{Lowering, OptimizeOptions, RunLimits, Strategy};
@@ -60,16 +61,31 @@ pub struct Pick {
     pub slowdown: f64,
 }
 
-/// The benchmark with the variants left out.
+/// A timed variant and the peak memory estimated for it before it ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimedVariant {
+    /// Its timing.
+    #[serde(flatten)]
+    pub timing: Timing,
+    /// Peak memory estimated from the graph (what `--max-memory` is checked against), in bytes.
+    pub estimated_peak_bytes: u128,
+}
+
+/// The benchmark with the variants left out: what `bench` prints, as a table or as JSON.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
-    /// The timings.
-    #[serde(flatten)]
-    pub report: BenchReport,
+    /// Model name.
+    pub model: String,
+    /// The machine and its GEMM peak.
+    pub machine: Machine,
+    /// Untimed runs of each variant first.
+    pub warmup: usize,
+    /// Consecutive runs of a variant per round.
+    pub batch: usize,
+    /// The timed variants.
+    pub variants: Vec<TimedVariant>,
     /// Variants not timed.
     pub skipped: Vec<Skipped>,
-    /// The estimated peak memory of each timed variant, in the order of the report's variants.
-    pub estimated_peak_bytes: Vec<u128>,
     /// Each cost model's pick and its slowdown against the fastest variant.
     pub picks: Vec<Pick>,
 }
@@ -212,9 +228,11 @@ pub fn run(
         if peak.bytes > args.max_memory {
             let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
             let reason = format!(
-                "it needs an estimated {}{at}, more than --max-memory {}",
-                bytes_u128(peak.bytes),
-                bytes_u128(args.max_memory)
+                "it needs an estimated {} ({} bytes){at}, more than --max-memory {} ({} bytes)",
+                bytes(peak.bytes),
+                grouped(peak.bytes),
+                bytes(args.max_memory),
+                grouped(args.max_memory)
             );
             skipped.push(Skipped { label, reason });
             continue;
@@ -228,87 +246,113 @@ pub fn run(
         .map_err(|e| miette!("a variant does not run: {e}"))?;
     bar.finish_and_clear();
     let picks = picks(&report, &aliases);
-    Ok(Outcome { report, skipped, estimated_peak_bytes, picks })
-}
-
-fn bytes(b: usize) -> String {
-    format!("{}B", si(b as f64))
-}
-
-fn bytes_u128(b: u128) -> String {
-    format!("{}B", si(b as f64))
+    let BenchReport { model, machine, warmup, batch, variants } = report;
+    let variants = variants
+        .into_iter()
+        .zip(estimated_peak_bytes)
+        .map(|(timing, estimated_peak_bytes)| TimedVariant { timing, estimated_peak_bytes })
+        .collect();
+    Ok(Outcome { model, machine, warmup, batch, variants, skipped, picks })
 }
 
 /// The outcome as a header and a table.
 pub fn render(outcome: &Outcome) -> String {
-    let r = &outcome.report;
-    let m = &r.machine;
+    let m = &outcome.machine;
     let mut out = String::new();
-    let _ = writeln!(out, "model `{}`", r.model);
+    let _ = writeln!(out, "model `{}`", outcome.model);
     let _ = writeln!(
         out,
-        "machine: {}, {}, {} thread{}; GEMM peak {:.1} GF/s ({n}×{n}×{n} sgemm through the same kernel)",
+        "machine: {}, {}, {}; GEMM peak {:.1} GF/s ({n}×{n}×{n} sgemm through the same kernel)",
         m.cpu,
         m.simd,
-        m.threads,
-        if m.threads == 1 { "" } else { "s" },
+        count(m.threads as u128, "thread"),
         m.gemm_peak_gflops,
         n = m.gemm_peak_size
     );
-    let runs = r.variants.first().map_or(0, |v| v.times_ms.len());
+    let runs = outcome.variants.first().map_or(0, |v| v.timing.times_ms.len());
     let _ = writeln!(
         out,
-        "{runs} timed runs per variant after {} warm-up, in rounds of {} consecutive runs per variant; times in ms",
-        r.warmup, r.batch
+        "{} per variant after {} warm-up, in rounds of {} per variant; times in ms",
+        count(runs as u128, "timed run"),
+        outcome.warmup,
+        count(outcome.batch as u128, "consecutive run")
     );
     let _ = writeln!(out);
-    let fastest = r.variants.iter().map(|v| v.median_ms).fold(f64::INFINITY, f64::min);
-    let mut rows = vec![
-        ["variant", "nodes", "FLOPs", "median", "IQR", "min", "vs best", "GF/s", "of peak", "peak mem", "est. total"]
-            .map(String::from),
-    ];
-    for (i, v) in r.variants.iter().enumerate() {
-        rows.push([
-            v.label.clone(),
-            v.nodes.to_string(),
-            si(v.flops as f64),
-            format!("{:.3}", v.median_ms),
-            format!("{:.3}", v.q3_ms - v.q1_ms),
-            format!("{:.3}", v.min_ms),
-            format!("{:.2}×", v.median_ms / fastest),
-            format!("{:.1}", v.gflops),
-            format!("{:.0}%", 100.0 * v.fraction_of_peak),
-            bytes(v.peak_bytes),
-            outcome.estimated_peak_bytes.get(i).map_or_else(String::new, |&b| bytes_u128(b)),
+    let fastest = outcome.variants.iter().map(|v| v.timing.median_ms).fold(f64::INFINITY, f64::min);
+    let mut table = Table::new([
+        ("variant", Align::Left),
+        ("nodes", Align::Right),
+        ("FLOPs", Align::Right),
+        ("median", Align::Right),
+        ("IQR", Align::Right),
+        ("min", Align::Right),
+        ("vs best", Align::Right),
+        ("GF/s", Align::Right),
+        ("of peak", Align::Right),
+        ("peak mem", Align::Right),
+        ("est. total", Align::Right),
+    ]);
+    for v in &outcome.variants {
+        let t = &v.timing;
+        table.row([
+            t.label.clone(),
+            grouped(t.nodes as u128),
+            si(t.flops as f64),
+            format!("{:.3}", t.median_ms),
+            format!("{:.3}", t.q3_ms - t.q1_ms),
+            format!("{:.3}", t.min_ms),
+            format!("{:.2}×", t.median_ms / fastest),
+            format!("{:.1}", t.gflops),
+            format!("{:.0}%", 100.0 * t.fraction_of_peak),
+            bytes(t.peak_bytes as u128),
+            bytes(v.estimated_peak_bytes),
         ]);
     }
-    let widths: Vec<usize> = (0..11).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, &w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
+    out.push_str(&table.text());
     for s in &outcome.skipped {
         let _ = writeln!(out, "skipped {}: {}", s.label, s.reason);
     }
     if !outcome.picks.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "cost model picks, against the fastest variant:");
+        let mut picks = Table::new([
+            ("cost model", Align::Left),
+            ("same graph as", Align::Left),
+            ("median ms", Align::Right),
+            ("vs fastest", Align::Right),
+            ("fastest", Align::Left),
+        ])
+        .indented(2);
         for p in &outcome.picks {
-            let _ =
-                writeln!(out, "  {} = {}: {:.3} ms, {:.2}× {}", p.label, p.same_as, p.median_ms, p.slowdown, p.fastest);
+            picks.row([
+                p.label.clone(),
+                p.same_as.clone(),
+                format!("{:.3}", p.median_ms),
+                format!("{:.2}×", p.slowdown),
+                p.fastest.clone(),
+            ]);
         }
+        out.push_str(&picks.text());
     }
-    for v in r.variants.iter().filter(|v| v.per_node.is_some()) {
+    for v in outcome.variants.iter().filter(|v| v.timing.per_node.is_some()) {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{}: time per node", v.label);
-        for n in v.per_node.iter().flatten() {
-            let _ = writeln!(out, "  {:<28} {:<14} {:>9.3} ms {:>5.1}%", n.node, n.op, n.median_ms, 100.0 * n.share);
+        let _ = writeln!(out, "{}: time per node", v.timing.label);
+        let mut nodes = Table::new([
+            ("node", Align::Left),
+            ("op", Align::Left),
+            ("median ms", Align::Right),
+            ("share", Align::Right),
+        ])
+        .indented(2);
+        for n in v.timing.per_node.iter().flatten() {
+            nodes.row([
+                n.node.clone(),
+                n.op.clone(),
+                format!("{:.3}", n.median_ms),
+                format!("{:.1}%", 100.0 * n.share),
+            ]);
         }
+        out.push_str(&nodes.text());
     }
     out
 }

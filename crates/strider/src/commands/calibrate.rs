@@ -6,6 +6,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{IntoDiagnostic, WrapErr, miette};
 use strider_check::calibration::{CalibrateOptions, Calibration, calibrate};
+use strider_check::table::{Align, Table};
 
 /// Times the calibration layers with a spinner on a terminal and fits the profile.
 pub fn run(opts: &CalibrateOptions) -> miette::Result<Calibration> {
@@ -46,10 +47,16 @@ pub fn write(c: &Calibration, path: &Path) -> miette::Result<()> {
 pub fn render(c: &Calibration) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", c.target.name);
-    let _ = writeln!(out, "{:<22} {:<14} {:>11} {:>11}", "layer", "form", "measured ms", "predicted");
+    let mut table = Table::new([
+        ("layer", Align::Left),
+        ("form", Align::Left),
+        ("measured ms", Align::Right),
+        ("predicted ms", Align::Right),
+    ]);
     for s in &c.samples {
-        let _ = writeln!(out, "{:<22} {:<14} {:>11.3} {:>11.3}", s.layer, s.form, s.measured_ms, s.predicted_ms);
+        table.row([s.layer.clone(), s.form.clone(), format!("{:.3}", s.measured_ms), format!("{:.3}", s.predicted_ms)]);
     }
+    out.push_str(&table.text());
     let _ = writeln!(
         out,
         "median relative error {:.0}%; picks the measured fastest (within 10%) on {} of {} layers",

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
+use strider_check::numbers::{count, si};
+use strider_check::table::{Align, Table};
 use strider_check::{Options, Report, Scope, Tolerance, check, default_rules};
 use strider_ir::{Graph, Limits};
 use strider_rewrite::RunLimits;
@@ -90,9 +92,9 @@ pub fn render(report: &Report) -> String {
     let t = report.tolerance;
     let _ = writeln!(
         out,
-        "model `{}`: {} comparisons; pass when |lowered − original| ≤ {} + {}·|original| everywhere",
+        "model `{}`: {}; pass when |lowered − original| ≤ {} + {}·|original| everywhere",
         report.model,
-        report.rows.len(),
+        count(report.rows.len() as u128, "comparison"),
         t.atol,
         t.rtol
     );
@@ -100,10 +102,17 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "warning: {found}");
     }
     let _ = writeln!(out);
-    let mut rows = vec![
-        ["node", "lowering", "scope", "max abs err", "max rel err", "worst element", "FLOPs", "time", "result"]
-            .map(String::from),
-    ];
+    let mut table = Table::new([
+        ("node", Align::Left),
+        ("lowering", Align::Left),
+        ("scope", Align::Left),
+        ("max abs err", Align::Right),
+        ("max rel err", Align::Right),
+        ("worst element", Align::Left),
+        ("FLOPs", Align::Right),
+        ("time", Align::Right),
+        ("result", Align::Left),
+    ]);
     for r in &report.rows {
         let scope = match r.scope {
             Scope::Model => "model",
@@ -122,37 +131,31 @@ pub fn render(report: &Report) -> String {
             (_, Some(why)) => format!("skipped: {why}"),
             (Some(e), None) => format!("ERROR: {e}"),
             (None, None) if r.pass() => "pass".into(),
-            (None, None) => format!("FAIL ({} elements)", r.outputs.iter().map(|c| c.mismatched).sum::<usize>()),
+            (None, None) => {
+                format!("FAIL ({})", count(r.outputs.iter().map(|c| c.mismatched).sum::<usize>() as u128, "element"))
+            }
         };
-        rows.push([
+        table.row([
             r.node.clone(),
             r.lowering.clone(),
             scope.into(),
             abs,
             rel,
             at,
-            r.flops.to_string(),
+            si(r.flops as f64),
             format!("{:.1} ms", r.time_ms),
             result,
         ]);
     }
-    let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, &w))| if matches!(i, 3 | 4 | 6 | 7) { format!("{c:>w$}") } else { format!("{c:<w$}") })
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
+    out.push_str(&table.text());
     let failed = report.rows.iter().filter(|r| !r.pass()).count();
     let skipped = report.rows.iter().filter(|r| r.skipped.is_some()).count();
     let ran = report.rows.len() - skipped;
     let _ = writeln!(out);
     let skipped_note = if skipped > 0 { format!(" ({skipped} skipped)") } else { String::new() };
     if failed == 0 {
-        let _ = writeln!(out, "all {ran} comparisons pass{skipped_note}");
+        let all = if ran == 1 { "the 1 comparison passes".to_string() } else { format!("all {ran} comparisons pass") };
+        let _ = writeln!(out, "{all}{skipped_note}");
     } else {
         let _ = writeln!(out, "{failed} of {ran} comparisons FAIL{skipped_note}");
     }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use strider_check::study::si;
+use strider_check::numbers::{bytes, count, grouped, si};
+use strider_check::table::{Align, Table};
 use strider_ir::{Graph, Limits};
 use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
@@ -33,36 +34,34 @@ pub fn run(
 /// The exploration as a text report.
 pub fn render(e: &Exploration) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "model `{}`: {} ConvTranspose/Upsample nodes", e.model, e.nodes.len());
+    let _ = writeln!(out, "model `{}`: {}", e.model, count(e.nodes.len() as u128, "ConvTranspose/Upsample node"));
     let _ = writeln!(out, "e-graph with every rule ({}):", e.stop_reason);
-    let _ = writeln!(out, "  iteration  e-nodes  e-classes");
+    let mut sizes =
+        Table::new([("iteration", Align::Right), ("e-nodes", Align::Right), ("e-classes", Align::Right)]).indented(2);
     for (i, strider_rewrite::pipeline::IterationSize { nodes, classes }) in e.sizes.iter().enumerate() {
-        let _ = writeln!(out, "  {i:>9}  {nodes:>7}  {classes:>9}");
+        sizes.row([i.to_string(), grouped(*nodes as u128), grouped(*classes as u128)]);
     }
+    out.push_str(&sizes.text());
     for node in &e.nodes {
         let _ = writeln!(out);
         let _ = writeln!(out, "{} = {} → {:?}", node.node, node.op, node.output);
-        let mut rows = vec![
-            [vec!["lowering".to_string(), "ops".into(), "FLOPs".into(), "bytes".into()], e.models.clone()].concat(),
-        ];
+        let columns =
+            [("lowering", Align::Left), ("ops", Align::Left), ("FLOPs", Align::Right), ("bytes", Align::Right)]
+                .map(|(title, align)| (title.to_string(), align))
+                .into_iter()
+                .chain(e.models.iter().map(|m| (m.clone(), Align::Right)));
+        let mut table = Table::new(columns).indented(2);
         for v in &node.variants {
-            let ops =
-                v.ops.iter().map(|(k, c)| if *c > 1 { format!("{k}×{c}") } else { k.clone() }).collect::<Vec<_>>();
-            let mut row = vec![v.lowering.to_string(), ops.join(" "), si(v.flops as f64), si(v.bytes as f64)];
-            row.extend(v.costs.iter().map(|c| c.cost.map_or("—".to_string(), si)));
-            rows.push(row);
-        }
-        let widths: Vec<usize> =
-            (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-        for row in &rows {
-            let cells: Vec<String> = row
+            let ops = v
+                .ops
                 .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, &w))| if i < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
-                .collect();
-            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+                .map(|o| if o.count > 1 { format!("{}×{}", o.op, o.count) } else { o.op.clone() })
+                .collect::<Vec<_>>();
+            let mut row = vec![v.lowering.to_string(), ops.join(" "), si(v.flops as f64), bytes(v.bytes as u128)];
+            row.extend(v.costs.iter().map(|c| c.cost.map_or("—".to_string(), si)));
+            table.row(row);
         }
+        out.push_str(&table.text());
         for v in node.variants.iter().filter(|v| v.excluded.is_some()) {
             let _ = writeln!(out, "  excluded {}: {}", v.lowering, v.excluded.as_deref().unwrap_or_default());
         }
@@ -106,7 +105,9 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>, max_nnz:
     let nnz = conv.nnz(graph.shape(node.inputs[1])).map_err(|e| miette::miette!("{e}"))?;
     if nnz > max_nnz {
         return Err(miette::miette!(
-            "C for `{name}` stores {nnz} elements, more than --max-matrix-nnz {max_nnz}; raise it to build C anyway"
+            "C for `{name}` stores {} elements, more than --max-matrix-nnz {}; raise it to build C anyway",
+            grouped(nnz as u128),
+            grouped(max_nnz as u128)
         ));
     }
     let c = strider_interp::kernels::conv_matrix(&conv, &w.data().view()).map_err(|e| miette::miette!("{e}"))?;
@@ -119,8 +120,8 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>, max_nnz:
     let _ = writeln!(
         text,
         "stored elements: {} of {} ({:.3}% dense); ConvTranspose(x) = Cᵀ·vec(x) for each batch element",
-        c.nnz(),
-        rows as u128 * cols as u128,
+        grouped(c.nnz() as u128),
+        grouped(rows as u128 * cols as u128),
         100.0 * c.nnz() as f64 / (rows as f64 * cols as f64).max(1.0)
     );
     if rows <= GRID_LIMIT && cols <= GRID_LIMIT {

@@ -1,12 +1,14 @@
 //! `strider optimize`: saturate, extract for a cost model, fold constants if asked, write a runnable
 //! model, and print a before/after table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use miette::{IntoDiagnostic, miette};
+use serde::Serialize;
+use strider_check::numbers::{bytes, count, grouped, si};
+use strider_check::table::{Align, Table};
 use strider_check::tuning::TuneOptions;
 use strider_ir::{Graph, Limits, Producer};
 use strider_rewrite::cost::{CostModel, Flops, Measured, Memory, Target};
@@ -67,8 +69,8 @@ impl CostChoice {
 
     /// Measured costs for `graph`: its nodes missing from the tuning log at `db` are timed first and
     /// appended to it; this choice (a CPU profile) prices what was not measured. Returns the new
-    /// choice and a report of the tuning.
-    pub fn measured(self, graph: &Graph, db: &Path, opts: &TuneOptions) -> miette::Result<(CostChoice, String)> {
+    /// choice and what the tuning did.
+    pub fn measured(self, graph: &Graph, db: &Path, opts: &TuneOptions) -> miette::Result<(CostChoice, TuningUse)> {
         let CostChoice::Target(prior) = self else {
             return Err(miette!(
                 "--tuning-db needs a CPU profile for what is not measured: --cost cpu or a calibrated TARGET.ron"
@@ -76,14 +78,10 @@ impl CostChoice {
         };
         let (log, nodes) = super::tune::fill(graph, db, opts, prior.as_ref())?;
         let times_ns = super::tune::measured(&log, opts.threads, prior.as_ref()).times_ns;
-        let timed = nodes.iter().filter(|n| !n.cached).count();
-        let report = format!(
-            "tuning log {}: {} nodes, {timed} timed now, {} from the log\n",
-            db.display(),
-            nodes.len(),
-            nodes.len() - timed
-        );
-        Ok((CostChoice::Measured { prior, times_ns }, report))
+        let timed_now = nodes.iter().filter(|n| !n.cached).count();
+        let used =
+            TuningUse { log: db.to_path_buf(), nodes: nodes.len(), timed_now, from_log: nodes.len() - timed_now };
+        Ok((CostChoice::Measured { prior, times_ns }, used))
     }
 
     /// Targets fold weight-only subgraphs at compile time; so does `--fold-constants`.
@@ -120,29 +118,90 @@ pub struct OptimizeOptions {
     pub export: strider_onnx::ExportOptions,
 }
 
-/// Ops by kind, FLOPs and bytes of a graph.
-struct Summary {
-    ops: BTreeMap<&'static str, usize>,
-    flops: u64,
-    bytes: u64,
+/// What a tuning log contributed to a measured cost model.
+#[derive(Debug, Serialize)]
+pub struct TuningUse {
+    /// The tuning log.
+    pub log: PathBuf,
+    /// ConvTranspose and Upsample nodes priced from it.
+    pub nodes: usize,
+    /// Of those, timed by this command and appended to the log.
+    pub timed_now: usize,
+    /// Of those, found in the log.
+    pub from_log: usize,
 }
 
-fn summarize(graph: &Graph) -> Summary {
-    let mut ops = BTreeMap::new();
-    let (mut flops, mut bytes) = (0u64, 0u64);
-    for (_, node) in graph.nodes() {
-        *ops.entry(node.op.name()).or_insert(0) += 1;
-        flops += graph.node_flops(node);
-        bytes += node.outputs.iter().map(|&v| graph.value(v).ty.size_bytes() as u64).sum::<u64>();
-    }
-    for v in graph.values().iter().filter(|v| v.producer == Producer::Initializer) {
-        bytes += v.ty.size_bytes() as u64;
-    }
-    Summary { ops, flops, bytes }
+/// Ops by kind, FLOPs, bytes and cost of a graph.
+#[derive(Debug, Serialize)]
+pub struct GraphSummary {
+    /// Nodes per op type.
+    pub ops: BTreeMap<&'static str, usize>,
+    /// Nodes in all.
+    pub nodes: usize,
+    /// FLOPs of one run.
+    pub flops: u64,
+    /// Bytes of the intermediates and initializers.
+    pub bytes: u64,
+    /// Cost under the cost model; `None` when it cannot price the graph (an op the target lacks).
+    pub cost: Option<f64>,
 }
 
-/// Runs the optimization and returns the report text (and writes the model when asked).
-pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miette::Result<String> {
+impl GraphSummary {
+    fn of(graph: &Graph, cost: Option<f64>) -> GraphSummary {
+        let mut ops = BTreeMap::new();
+        let (mut flops, mut bytes) = (0u64, 0u64);
+        for (_, node) in graph.nodes() {
+            *ops.entry(node.op.name()).or_insert(0) += 1;
+            flops += graph.node_flops(node);
+            bytes += node.outputs.iter().map(|&v| graph.value(v).ty.size_bytes() as u64).sum::<u64>();
+        }
+        for v in graph.values().iter().filter(|v| v.producer == Producer::Initializer) {
+            bytes += v.ty.size_bytes() as u64;
+        }
+        GraphSummary { nodes: graph.nodes().count(), ops, flops, bytes, cost }
+    }
+}
+
+/// The e-graph when extraction ran.
+#[derive(Debug, Serialize)]
+pub struct EgraphSummary {
+    /// E-nodes.
+    pub nodes: usize,
+    /// E-classes.
+    pub classes: usize,
+    /// Saturation iterations.
+    pub iterations: usize,
+    /// Why saturation stopped.
+    pub stop_reason: String,
+}
+
+/// What `strider optimize` did: the graph before and after, the e-graph, the time taken.
+#[derive(Debug, Serialize)]
+pub struct OptimizeReport {
+    /// Model name.
+    pub model: String,
+    /// The strategy (`auto` or a forced lowering).
+    pub strategy: String,
+    /// The cost model's label.
+    pub cost_model: String,
+    /// The tuning log the measured cost model used, if any.
+    pub tuning: Option<TuningUse>,
+    /// The original graph.
+    pub before: GraphSummary,
+    /// The optimized graph.
+    pub after: GraphSummary,
+    /// The saturated e-graph.
+    pub egraph: EgraphSummary,
+    /// Seconds spent saturating.
+    pub saturation_s: f64,
+    /// Seconds spent extracting.
+    pub extraction_s: f64,
+    /// Where the optimized model was written, if asked.
+    pub written_to: Option<PathBuf>,
+}
+
+/// Runs the optimization, writes the model when asked, and reports.
+pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miette::Result<OptimizeReport> {
     let fold_constants = opts.cost.folds(opts.fold_constants);
     let model = opts.cost.model(fold_constants);
     let pipeline = strider_rewrite::OptimizeOptions {
@@ -152,59 +211,70 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
         limits: *limits,
     };
     let result = strider_rewrite::optimize(graph, model.as_ref(), &pipeline).into_diagnostic()?;
-    let optimized = &result.graph;
-    let before = summarize(graph);
-    let after = summarize(optimized);
-    let mut out = String::new();
-    let _ = writeln!(out, "model `{}`: strategy {}, cost {}", graph.name(), opts.strategy, opts.cost.label());
-    let _ = writeln!(out);
-    let mut rows: Vec<[String; 3]> = vec![["".into(), "before".into(), "after".into()]];
-    let kinds: std::collections::BTreeSet<&str> = before.ops.keys().chain(after.ops.keys()).copied().collect();
-    for kind in kinds {
-        let count = |s: &Summary| s.ops.get(kind).copied().unwrap_or(0).to_string();
-        rows.push([format!("  {kind}"), count(&before), count(&after)]);
-    }
-    rows.push(["nodes".into(), graph.nodes().count().to_string(), optimized.nodes().count().to_string()]);
-    rows.push(["FLOPs".into(), before.flops.to_string(), after.flops.to_string()]);
-    rows.push(["bytes".into(), before.bytes.to_string(), after.bytes.to_string()]);
-    let show = |c: Option<f64>| c.map_or("unsupported".to_string(), |c| format!("{c:.0}"));
-    rows.push([format!("cost ({})", opts.cost.label()), show(result.cost_before), show(result.cost_after)]);
-    let widths = [0, 1, 2].map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
-    for r in &rows {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:>w1$}  {:>w2$}",
-            r[0],
-            r[1],
-            r[2],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
+    if let Some(path) = &opts.output {
+        crate::model_files::save(&result.graph, path, &opts.export)?;
     }
     let last = result.sizes.last().copied().unwrap_or(result.sizes[0]);
+    Ok(OptimizeReport {
+        model: graph.name().to_string(),
+        strategy: opts.strategy.to_string(),
+        cost_model: opts.cost.label(),
+        tuning: None,
+        before: GraphSummary::of(graph, result.cost_before),
+        after: GraphSummary::of(&result.graph, result.cost_after),
+        egraph: EgraphSummary {
+            nodes: last.nodes,
+            classes: last.classes,
+            iterations: result.sizes.len() - 1,
+            stop_reason: result.stop_reason,
+        },
+        saturation_s: result.saturation_time.as_secs_f64(),
+        extraction_s: result.extraction_time.as_secs_f64(),
+        written_to: opts.output.clone(),
+    })
+}
+
+/// The report as text: a before/after table, the e-graph and the times.
+pub fn render(report: &OptimizeReport) -> String {
+    let mut out = String::new();
+    if let Some(t) = &report.tuning {
+        let _ = writeln!(
+            out,
+            "tuning log {}: {}, {} timed now, {} from the log",
+            t.log.display(),
+            count(t.nodes as u128, "node"),
+            t.timed_now,
+            t.from_log
+        );
+    }
+    let _ = writeln!(out, "model `{}`: strategy {}, cost {}", report.model, report.strategy, report.cost_model);
+    let _ = writeln!(out);
+    let (before, after) = (&report.before, &report.after);
+    let mut table = Table::new([("", Align::Left), ("before", Align::Right), ("after", Align::Right)]);
+    let kinds: BTreeSet<&str> = before.ops.keys().chain(after.ops.keys()).copied().collect();
+    for kind in kinds {
+        let n = |s: &GraphSummary| grouped(s.ops.get(kind).copied().unwrap_or(0) as u128);
+        table.row([format!("  {kind}"), n(before), n(after)]);
+    }
+    table.row(["nodes".into(), grouped(before.nodes as u128), grouped(after.nodes as u128)]);
+    table.row(["FLOPs".into(), si(before.flops as f64), si(after.flops as f64)]);
+    table.row(["bytes".into(), bytes(before.bytes as u128), bytes(after.bytes as u128)]);
+    let show = |c: Option<f64>| c.map_or("unsupported".to_string(), si);
+    table.row([format!("cost ({})", report.cost_model), show(before.cost), show(after.cost)]);
+    out.push_str(&table.text());
+    let e = &report.egraph;
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "e-graph: {} nodes, {} classes after {} iterations ({})",
-        last.nodes,
-        last.classes,
-        result.sizes.len() - 1,
-        result.stop_reason
+        "e-graph: {}, {} after {} ({})",
+        count(e.nodes as u128, "e-node"),
+        count(e.classes as u128, "e-class"),
+        count(e.iterations as u128, "iteration"),
+        e.stop_reason
     );
-    let _ = writeln!(
-        out,
-        "time: saturation {}, extraction {}",
-        seconds(result.saturation_time),
-        seconds(result.extraction_time)
-    );
-    if let Some(path) = &opts.output {
-        crate::model_files::save(optimized, path, &opts.export)?;
+    let _ = writeln!(out, "time: saturation {:.3} s, extraction {:.3} s", report.saturation_s, report.extraction_s);
+    if let Some(path) = &report.written_to {
         let _ = writeln!(out, "written to {}", path.display());
     }
-    Ok(out)
-}
-
-fn seconds(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
+    out
 }

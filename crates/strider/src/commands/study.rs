@@ -1,13 +1,14 @@
 //! `strider study`: a research report (Markdown, JSON, SVG charts) of every lowering's cost, for the
 //! ConvTranspose layers of a model or a sweep of one attribute.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::miette;
-use strider_check::study::{StudyOptions, Sweep, markdown, study_model, study_sweep, write_report};
+use serde::Serialize;
+use strider_check::study::{Study, StudyOptions, Sweep, markdown, study_model, study_sweep, write_report};
 use strider_ir::Limits;
 use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Target};
@@ -29,9 +30,24 @@ pub struct StudyArgs<'a> {
     pub targets: &'a [Target],
 }
 
+/// A study written to disk: what `study` prints, as Markdown or as JSON (the study as report.json has
+/// it, with what was left out and where the files are).
+#[derive(Debug, Serialize)]
+pub struct StudyOutcome {
+    /// The study.
+    #[serde(flatten)]
+    pub study: Study,
+    /// Sweep points left out, and why.
+    pub left_out: Vec<String>,
+    /// The report's folder.
+    pub written_to: PathBuf,
+    /// The files written there.
+    pub files: Vec<String>,
+}
+
 /// Studies `path` (a model, or a sweep file when it has a `vary` field) and writes the report to `out`
 /// (only once everything is measured); a spinner on a terminal says what is being measured.
-pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette::Result<String> {
+pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette::Result<StudyOutcome> {
     let text = if crate::model_files::is_onnx(path) {
         String::new()
     } else {
@@ -55,11 +71,11 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     let mut progress = |message: &str| bar.set_message(message.to_string());
-    let mut notes = Vec::new();
+    let mut left_out = Vec::new();
     let study = if text.contains("vary:") {
         let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
         let (study, refused) = study_sweep(&sweep, &opts, &mut progress);
-        notes.extend(refused.into_iter().map(|r| format!("left out: {r}")));
+        left_out.extend(refused);
         study
     } else {
         let graph = crate::model_files::load(path, limits, &Default::default())?;
@@ -67,10 +83,15 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
     };
     bar.finish_and_clear();
     let files = write_report(&study, out).map_err(|e| miette!("{e}"))?;
-    let mut text = markdown(&study);
-    for n in notes {
-        text.push_str(&format!("{n}\n"));
+    Ok(StudyOutcome { study, left_out, written_to: out.to_path_buf(), files })
+}
+
+/// The study as Markdown, with what was left out and where the files are.
+pub fn render(outcome: &StudyOutcome) -> String {
+    let mut text = markdown(&outcome.study);
+    for n in &outcome.left_out {
+        text.push_str(&format!("left out: {n}\n"));
     }
-    text.push_str(&format!("written to {}: {}\n", out.display(), files.join(", ")));
-    Ok(text)
+    text.push_str(&format!("written to {}: {}\n", outcome.written_to.display(), outcome.files.join(", ")));
+    text
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::{IntoDiagnostic, miette};
+use serde::Serialize;
+use strider_check::numbers::count;
+use strider_check::table::{Align, Table};
 use strider_check::tuning::{MachineKey, TuneOptions, TunedNode, TuningDb, tune};
 use strider_ir::Graph;
 use strider_rewrite::cost::{CostModel, Measured};
@@ -38,23 +41,53 @@ pub fn per_node_time(seconds: f64) -> miette::Result<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| miette!("--tune-time must be a non-negative number of seconds"))
 }
 
-/// One model's tuned nodes as a table: each form's median and spread, and how far it is from the
-/// fastest.
-pub fn render(model: &str, nodes: &[TunedNode]) -> String {
+/// One model's tuned nodes, as `tune --json` writes them.
+#[derive(Debug, Serialize)]
+pub struct TunedModel {
+    /// Model name.
+    pub model: String,
+    /// Its ConvTranspose and Upsample nodes with each form's time.
+    pub nodes: Vec<TunedNode>,
+}
+
+/// What `tune --json` prints: every model given.
+#[derive(Debug, Serialize)]
+pub struct TuneReport {
+    /// The models, in the order given.
+    pub models: Vec<TunedModel>,
+}
+
+/// One model's tuned nodes as a table per node: each form's median and spread, and how far it is
+/// from the fastest.
+pub fn render(tuned: &TunedModel) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "model `{model}`: {} ConvTranspose/Upsample nodes", nodes.len());
-    for n in nodes {
+    let _ =
+        writeln!(out, "model `{}`: {}", tuned.model, count(tuned.nodes.len() as u128, "ConvTranspose/Upsample node"));
+    for n in &tuned.nodes {
         let source = if n.cached { "from the log" } else { "timed now" };
         let _ = writeln!(out, "{} ({source}): {}", n.node, n.key);
         let mut forms = n.forms.clone();
-        forms.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let best = forms.first().map_or(f64::NAN, |f| f.1);
-        for (form, median, q1, q3) in &forms {
-            let _ = writeln!(out, "  {form:<14} {median:>10.3} ms  IQR {:>8.3}  {:>6.2}×", q3 - q1, median / best);
+        forms.sort_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
+        let best = forms.first().map_or(f64::NAN, |f| f.median_ms);
+        let mut table = Table::new([
+            ("form", Align::Left),
+            ("median ms", Align::Right),
+            ("IQR ms", Align::Right),
+            ("vs best", Align::Right),
+        ])
+        .indented(2);
+        for f in &forms {
+            table.row([
+                f.form.clone(),
+                format!("{:.3}", f.median_ms),
+                format!("{:.3}", f.q3_ms - f.q1_ms),
+                format!("{:.2}×", f.median_ms / best),
+            ]);
         }
-        for (form, why) in &n.skipped {
-            let _ = writeln!(out, "  {form:<14} not timed: {why}");
+        for s in &n.skipped {
+            table.row([s.form.clone(), format!("not timed: {}", s.reason)]);
         }
+        out.push_str(&table.text());
     }
     out
 }
