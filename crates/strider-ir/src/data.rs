@@ -134,7 +134,9 @@ impl DataSpec {
     /// fallibly (`Inline` and `Npy` data is given, not generated: they give zeros here).
     fn generate(&self, shape: &[usize]) -> Result<ArrayD<f32>, alloc::OutOfMemory> {
         match self {
-            DataSpec::Uniform { seed, low, high } => alloc::try_array(shape, seeded::uniform_values(*seed, *low, *high)),
+            DataSpec::Uniform { seed, low, high } => {
+                alloc::try_array(shape, seeded::uniform_values(*seed, *low, *high))
+            }
             DataSpec::Normal { seed, mean, std } => alloc::try_array(shape, seeded::normal_values(*seed, *mean, *std)),
             DataSpec::Fill(v) => alloc::try_array(shape, std::iter::repeat(*v)),
             DataSpec::Bilinear => bilinear(shape),

@@ -531,7 +531,10 @@ mod tests {
         assert_eq!(g.node_parameters(node), 3);
         assert!(g.initializers().iter().all(|i| !i.is_loaded()));
         let u = &g.initializers()[1];
-        assert_eq!(u.data().unwrap(), &ArrayD::from_shape_vec(vec![3], crate::seeded::uniform(1, 3, 0.0, 1.0)).unwrap());
+        assert_eq!(
+            u.data().unwrap(),
+            &ArrayD::from_shape_vec(vec![3], crate::seeded::uniform(1, 3, 0.0, 1.0)).unwrap()
+        );
         // A copy stays lazy where the original has not been produced, and keeps data that has.
         let mut b = GraphBuilder::new("copy", Limits::default());
         b.copy_initializer("big", &g.initializers()[0]).copy_initializer("u", u).output("u");

@@ -465,7 +465,8 @@ impl<'g> Writer<'g> {
         else {
             return Err("its matrix is not a ConvMatrix of a constant weight".into());
         };
-        let matrix = conv_matrix(attrs, &weight.data().map_err(|e| e.to_string())?.view()).map_err(|e| e.to_string())?;
+        let matrix =
+            conv_matrix(attrs, &weight.data().map_err(|e| e.to_string())?.view()).map_err(|e| e.to_string())?;
         Ok(matrix.to_dense().into_dyn())
     }
 }

@@ -109,7 +109,8 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>, max_nnz:
             "C for `{name}` stores {nnz} elements, more than --max-matrix-nnz {max_nnz}; raise it to build C anyway"
         ));
     }
-    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().map_err(|e| miette::miette!("{e}"))?.view()).map_err(|e| miette::miette!("{e}"))?;
+    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().map_err(|e| miette::miette!("{e}"))?.view())
+        .map_err(|e| miette::miette!("{e}"))?;
     let mut text = String::new();
     let (rows, cols) = (c.rows(), c.cols());
     let _ = writeln!(
