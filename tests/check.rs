@@ -188,7 +188,10 @@ fn study_skips_forms_over_max_memory_with_the_reason() {
         assert!(skipped.len() >= 2, "{c}");
         for s in skipped {
             let reason = s["reason"].as_str().unwrap();
-            assert!(reason.starts_with("needs an estimated ") && reason.ends_with("more than --max-memory 1024"), "{s}");
+            assert!(
+                reason.starts_with("needs an estimated ") && reason.ends_with("more than --max-memory 1024"),
+                "{s}"
+            );
         }
     }
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
