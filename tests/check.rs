@@ -157,17 +157,31 @@ fn study_writes_tables_json_and_charts() {
         }
     }
     assert!(json["setup"]["machine"]["gemm_peak_gflops"].as_f64().unwrap() > 0.0);
+    assert!(json["setup"]["memory_bandwidth_gbs"].as_f64().unwrap() > 0.0);
     assert!(md.contains("## Winners") && md.contains("float64 reference"), "{md}");
-    assert!(md.contains("## Conclusions") && md.contains("fastest: ") && md.contains("cost model cpu picks"), "{md}");
-    for chart in ["flops.svg", "bytes.svg", "time.svg"] {
+    assert!(md.contains("## Conclusions") && md.contains("cost model cpu picks"), "{md}");
+    // The rule over the stride: a range per winner, or an explicit "no clear rule".
+    assert!(
+        md.contains(" fastest at stride") || md.contains(" fastest for stride") || md.contains("no clear rule"),
+        "{md}"
+    );
+    assert!(md.contains("[roofline.svg](roofline.svg)"), "{md}");
+    for chart in ["flops.svg", "bytes.svg", "time.svg", "speedup.svg", "roofline.svg"] {
         let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("zero-insert") && svg.contains("subpixel"), "{chart}");
     }
+    // The roofline: one point per timed form and configuration, and the roof.
+    let timed: usize =
+        json["configurations"].as_array().unwrap().iter().map(|c| c["measurements"].as_array().unwrap().len()).sum();
+    let roofline = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+    assert_eq!(roofline.matches("<circle").count(), timed);
+    assert_eq!(roofline.matches(r##"stroke="#787878""##).count(), 1, "{roofline}");
     let model =
         strider(&["study", "examples/models/melgan_upsampler.ron", "--out", dir.path().join("m").to_str().unwrap()]);
     assert!(model.status.success(), "{}", String::from_utf8_lossy(&model.stderr));
     let md = std::fs::read_to_string(dir.path().join("m/report.md")).unwrap();
     assert!(md.contains("## up1 = ConvTranspose") && md.contains("## up2 = ConvTranspose"), "{md}");
+    assert!(md.contains("fastest: ") && md.contains(" of 2 layers ("), "{md}");
 }
 
 #[test]

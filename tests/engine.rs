@@ -60,6 +60,10 @@ fn fused_phase_convolutions_compute_the_conv_transpose() {
         (vec![2, 5, 6, 6], vec![5, 5, 8, 8], attrs(vec![8, 8], vec![4, 4], vec![2, 2, 2, 2]), false),
         // 1-D k16 s8 p4, long lines (the line-copy im2col).
         (vec![1, 8, 40], vec![8, 3, 16], attrs(vec![16], vec![8], vec![4, 4]), true),
+        // k5 s3 p1: phases 0 and 2 share a window, so a class's last-axis offsets skip one.
+        (vec![1, 3, 5, 6], vec![3, 4, 5, 5], attrs(vec![5, 5], vec![3, 3], vec![1, 1, 1, 1]), true),
+        // U-Net-style k2 s2: 1×1 phases, the input read in place.
+        (vec![1, 6, 7, 5], vec![6, 3, 2, 2], attrs(vec![2, 2], vec![2, 2], vec![0, 0, 0, 0]), true),
         // 3-D k4 s2 p1.
         (vec![1, 4, 3, 4, 3], vec![4, 5, 4, 4, 4], attrs(vec![4, 4, 4], vec![2, 2, 2], vec![1, 1, 1, 1, 1, 1]), true),
     ];

@@ -193,6 +193,43 @@ pub fn gemm_peak(size: usize, threads: usize) -> Result<f64, ExecError> {
     Ok(2.0 * (size as f64).powi(3) / best.as_secs_f64() / 1e9)
 }
 
+/// Elements of each of the three arrays [`memory_bandwidth`] streams: 16 MiB each, larger than the
+/// last-level caches of the machines Strider is measured on, so the triad reaches main memory.
+pub const BANDWIDTH_ELEMENTS: usize = 1 << 22;
+
+/// Main-memory bandwidth in GB/s as STREAM's triad measures it: `a[i] = b[i] + s·c[i]` over three
+/// arrays of `elements` f32 on a pool of `threads` threads (each thread a contiguous block), best of
+/// ten after one untimed pass (the best, since a busy neighbour only slows a pass down); 12 bytes
+/// moved per element (two reads, one write).
+pub fn memory_bandwidth(elements: usize, threads: usize) -> Result<f64, ExecError> {
+    use rayon::prelude::*;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| ExecError::Threads(e.to_string()))?;
+    let b: Vec<f32> = (0..elements).map(|i| (i % 13) as f32).collect();
+    let c: Vec<f32> = (0..elements).map(|i| (i % 7) as f32).collect();
+    let mut a = vec![0f32; elements];
+    let block = elements.div_ceil(threads.max(1)).max(1);
+    let mut best = Duration::MAX;
+    for round in 0..11 {
+        let start = Instant::now();
+        pool.install(|| {
+            a.par_chunks_mut(block).zip(b.par_chunks(block)).zip(c.par_chunks(block)).for_each(|((a, b), c)| {
+                for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+                    *a = b + 3.0 * c;
+                }
+            })
+        });
+        if round > 0 {
+            best = best.min(start.elapsed());
+        }
+    }
+    // Read the result, so the triad cannot be optimised away.
+    if !a.iter().step_by(block).all(|v| v.is_finite()) {
+        return Err(ExecError::Internal);
+    }
+    Ok(12.0 * elements as f64 / best.as_secs_f64() / 1e9)
+}
+
 /// The value at fraction `q` of sorted `values` (linear interpolation between neighbours).
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -351,5 +388,14 @@ mod tests {
         assert_eq!(quantile(&v, 0.25), 1.75);
         assert_eq!(quantile(&v, 0.0), 1.0);
         assert_eq!(quantile(&v, 1.0), 4.0);
+    }
+
+    #[test]
+    fn the_triad_measures_a_bandwidth_on_any_thread_count() {
+        // Small arrays stay in cache; the point is a finite, positive figure and an uneven split.
+        for threads in [1, 3] {
+            let gbs = memory_bandwidth(10_001, threads).unwrap();
+            assert!(gbs.is_finite() && gbs > 0.0, "{gbs}");
+        }
     }
 }

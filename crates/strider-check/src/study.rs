@@ -2,14 +2,19 @@
 //! attribute), every lowering's FLOPs, bytes, run time and error against the direct form, as
 //! a Markdown table, JSON, and SVG charts of each measure against the swept value.
 
+mod charts;
+mod conclusions;
+#[cfg(test)]
+mod fixtures;
+
+pub use conclusions::conclusions;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use ndarray::{ArrayD, IxDyn};
-use plotters::coord::Shift;
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use strider_interp::feeds;
 use strider_ir::format::DataSpec;
@@ -20,7 +25,10 @@ use strider_rewrite::cost::{Feasible, Flops, instances, price};
 use strider_rewrite::explore::NamedModel;
 use strider_rewrite::isolate::{Form, in_form, isolate};
 
-use crate::bench::{BenchOptions, GEMM_PEAK_SIZE, Machine, Variant, cpu_model, gemm_peak, simd_level, time_variants};
+use crate::bench::{
+    BANDWIDTH_ELEMENTS, BenchOptions, GEMM_PEAK_SIZE, Machine, Variant, cpu_model, gemm_peak, memory_bandwidth,
+    simd_level, time_variants,
+};
 use crate::{compare, run_prepared, stored_elements};
 
 /// A sweep file: one ConvTranspose configuration and the attribute to vary (optionally crossed with
@@ -267,6 +275,9 @@ pub struct Configuration {
 pub struct StudySetup {
     /// The machine (CPU, SIMD level, threads, GEMM peak).
     pub machine: Machine,
+    /// Main-memory bandwidth in GB/s (STREAM triad over [`BANDWIDTH_ELEMENTS`] f32 per array, same
+    /// threads): with the GEMM peak, the roof of `roofline.svg`.
+    pub memory_bandwidth_gbs: f64,
     /// Strider's version.
     pub version: String,
     /// Seconds of timing per configuration.
@@ -314,6 +325,7 @@ fn setup(opts: &StudyOptions) -> StudySetup {
             gemm_peak_gflops: gemm_peak(GEMM_PEAK_SIZE, threads).unwrap_or(f64::NAN),
             gemm_peak_size: GEMM_PEAK_SIZE,
         },
+        memory_bandwidth_gbs: memory_bandwidth(BANDWIDTH_ELEMENTS, threads).unwrap_or(f64::NAN),
         version: env!("CARGO_PKG_VERSION").to_string(),
         min_time_s: opts.min_time.as_secs_f64(),
     }
@@ -502,13 +514,14 @@ pub fn markdown(study: &Study) -> String {
     let mut out = format!("# {}\n\n", study.name);
     let _ = writeln!(
         out,
-        "Measured on {} ({}), {} thread{}, GEMM peak {:.1} GF/s; Strider {}; each configuration's forms timed \
+        "Measured on {} ({}), {} thread{}, GEMM peak {:.1} GF/s, memory bandwidth {:.1} GB/s (triad); Strider {}; each configuration's forms timed \
          interleaved for {:.1} s (medians). Errors are against a float64 reference.\n",
         m.cpu,
         m.simd,
         m.threads,
         if m.threads == 1 { "" } else { "s" },
         m.gemm_peak_gflops,
+        study.setup.memory_bandwidth_gbs,
         study.setup.version,
         study.setup.min_time_s
     );
@@ -539,6 +552,7 @@ pub fn markdown(study: &Study) -> String {
         let _ = writeln!(out, "- {line}");
     }
     let _ = writeln!(out);
+    out.push_str(&charts::listing(study));
     for c in &study.configurations {
         let _ = writeln!(out, "## {}\n", c.label);
         let _ = writeln!(
@@ -570,91 +584,8 @@ pub fn markdown(study: &Study) -> String {
     out
 }
 
-/// How a configuration was won: the winner, the runner-up and the winner's lead (runner-up median over
-/// the winner's), or `None` when fewer than two forms were timed.
-fn margin(c: &Configuration) -> Option<(Form, Form, f64)> {
-    let mut ranked: Vec<&Measurement> = c.measurements.iter().collect();
-    ranked.sort_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
-    let (first, second) = (ranked.first()?, ranked.get(1)?);
-    Some((first.lowering, second.lowering, second.median_ms / first.median_ms))
-}
-
-/// Statements the data supports, generated from it: along a sweep (per grid cell), which form wins
-/// where and the crossovers between winners; for a model, how often each form wins; and how often
-/// each cost model picks within 10% of the winner.
-pub fn conclusions(study: &Study) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cells: Vec<&str> = Vec::new();
-    for c in &study.configurations {
-        if !cells.contains(&c.cell.as_str()) {
-            cells.push(&c.cell);
-        }
-    }
-    for cell in cells {
-        let along: Vec<&Configuration> = study.configurations.iter().filter(|c| c.cell == cell).collect();
-        let mut runs: Vec<(Form, Vec<String>)> = Vec::new();
-        for c in &along {
-            let Some((winner, _, _)) = margin(c) else { continue };
-            let at = if study.x_label == LAYER_AXIS {
-                c.label.split(' ').next().unwrap_or("").to_string()
-            } else {
-                format!("{}", c.x)
-            };
-            match runs.last_mut() {
-                Some((form, points)) if *form == winner => points.push(at),
-                _ => runs.push((winner, vec![at])),
-            }
-        }
-        if runs.is_empty() {
-            continue;
-        }
-        let prefix = if cell.is_empty() { String::new() } else { format!("{cell}: ") };
-        let parts: Vec<String> =
-            runs.iter().map(|(form, points)| format!("{form} at {} {}", study.x_label, points.join(", "))).collect();
-        let mut line = format!("{prefix}fastest: {}", parts.join("; "));
-        let crossovers: Vec<String> = runs
-            .windows(2)
-            .map(|w| {
-                let (a, b) = (&w[0], &w[1]);
-                format!("{} → {} between {} and {}", a.0, b.0, a.1.last().map_or("", String::as_str), b.1[0])
-            })
-            .collect();
-        if !crossovers.is_empty() {
-            line.push_str(&format!(" (crossovers: {})", crossovers.join(", ")));
-        }
-        lines.push(line);
-    }
-    let close: Vec<String> = study
-        .configurations
-        .iter()
-        .filter_map(|c| margin(c).filter(|m| m.2 < 1.05).map(|(a, b, _)| format!("{} ({a} vs {b})", c.label)))
-        .collect();
-    if !close.is_empty() {
-        lines.push(format!("within 5% of the runner-up, so not a clear win: {}", close.join("; ")));
-    }
-    let models: Vec<&str> =
-        study.configurations.first().map(|c| c.picks.iter().map(|p| p.model.as_str()).collect()).unwrap_or_default();
-    for model in models {
-        let slowdowns: Vec<f64> = study
-            .configurations
-            .iter()
-            .filter_map(|c| c.picks.iter().find(|p| p.model == model).and_then(|p| p.slowdown))
-            .collect();
-        if slowdowns.is_empty() {
-            continue;
-        }
-        let within = slowdowns.iter().filter(|&&s| s <= 1.1).count();
-        let worst = slowdowns.iter().copied().fold(1.0, f64::max);
-        lines.push(format!(
-            "cost model {model} picks within 10% of the fastest in {within} of {} configurations (worst {worst:.2}×)",
-            slowdowns.len()
-        ));
-    }
-    lines
-}
-
-/// Writes `report.md`, `report.json` and one SVG chart per measure (FLOPs, bytes, time, speed-up over
-/// the direct form) into `dir`. Everything is rendered first, so a failure leaves no partial report.
+/// Writes `report.md`, `report.json`, one SVG chart per measure (FLOPs, bytes, time, speed-up over
+/// the direct form) and the roofline into `dir`. Everything is rendered first, so a failure leaves no partial report.
 pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
     let mut files: Vec<(&str, String)> = vec![
         ("report.md", markdown(study)),
@@ -664,172 +595,21 @@ pub fn write_report(study: &Study, dir: &Path) -> Result<Vec<String>, String> {
         let direct = c.measurements.iter().find(|d| d.lowering == Form::Direct).map_or(f64::NAN, |d| d.median_ms);
         direct / m.median_ms
     };
-    let charts: [(&str, &str, Measure); 4] = [
+    let charts: [(&str, &str, charts::Measure); 4] = [
         ("flops.svg", "FLOPs", &|_, m| m.flops as f64),
         ("bytes.svg", "bytes of intermediates and constants", &|_, m| m.bytes as f64),
         ("time.svg", "median run time (ms)", &|_, m| m.median_ms),
         ("speedup.svg", "speed-up over the direct form (×)", &speedup),
     ];
     for (file, title, pick) in charts {
-        files.push((file, chart(study, title, pick).map_err(|e| format!("cannot draw {file}: {e}"))?));
+        files.push((file, charts::chart(study, title, pick).map_err(|e| format!("cannot draw {file}: {e}"))?));
     }
+    files.push(("roofline.svg", charts::roofline(study).map_err(|e| format!("cannot draw roofline.svg: {e}"))?));
     strider_ir::output::create_folder(dir).map_err(|e| e.to_string())?;
     for (name, text) in &files {
         strider_ir::output::replace_text(&dir.join(name), text, "report").map_err(|e| e.to_string())?;
     }
     Ok(files.into_iter().map(|(name, _)| name.to_string()).collect())
-}
-
-/// A measure of one form in one configuration.
-type Measure<'a> = &'a dyn Fn(&Configuration, &Measurement) -> f64;
-
-/// One fixed colour per form, the same in every chart.
-fn colour(form: Form) -> RGBColor {
-    const COLOURS: [RGBColor; 6] = [
-        RGBColor(0, 0, 0),       // direct
-        RGBColor(213, 94, 0),    // zero-insert
-        RGBColor(204, 121, 167), // sparse-matmul
-        RGBColor(0, 114, 178),   // col2im
-        RGBColor(0, 158, 115),   // subpixel
-        RGBColor(230, 159, 0),   // matmul
-    ];
-    COLOURS[Form::ALL.iter().position(|&f| f == form).unwrap_or(0)]
-}
-
-/// The series of a chart: per form and grid cell, its points (x, value).
-type Series = Vec<((Form, String), Vec<(f64, f64)>)>;
-
-/// The distinct x values of a study, in order: the chart places them at 0, 1, 2 … and labels them
-/// with their values, so that uneven sweeps (1, 2, 4, 32) stay readable.
-fn x_values(study: &Study) -> Vec<f64> {
-    let mut xs: Vec<f64> = study.configurations.iter().map(|c| c.x).collect();
-    xs.sort_by(f64::total_cmp);
-    xs.dedup();
-    xs
-}
-
-fn series(study: &Study, pick: Measure) -> Series {
-    let xs = x_values(study);
-    let position = |x: f64| xs.iter().position(|&v| v == x).unwrap_or(0) as f64;
-    let mut series: Series = Vec::new();
-    for c in &study.configurations {
-        for m in &c.measurements {
-            let value = pick(c, m);
-            if !value.is_finite() || value <= 0.0 {
-                continue;
-            }
-            let key = (m.lowering, c.cell.clone());
-            let point = (position(c.x), value);
-            match series.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, points)) => points.push(point),
-                None => series.push((key, vec![point])),
-            }
-        }
-    }
-    series.sort_by(|a, b| a.0.cmp(&b.0));
-    series
-}
-
-/// One SVG chart as text, the measure on a log scale against x: lines for a sweep (a marker shape
-/// per grid cell), grouped bars for the layers of a model; the legend sits right of the plot.
-fn chart(study: &Study, title: &str, pick: Measure) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(&root, study, title, &series(study, pick))?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
-}
-
-fn draw(root: &DrawingArea<SVGBackend, Shift>, study: &Study, title: &str, series: &Series) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let xs = x_values(study);
-    let (x0, x1) = (0.0, xs.len() as f64 - 1.0);
-    let values = series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
-    let (y0, y1) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
-    let (plot, legend) = root.split_horizontally(760);
-    if xs.is_empty() || !y0.is_finite() {
-        plot.titled(&format!("{}: {title}: nothing was timed", study.name), ("sans-serif", 18)).map_err(|e| err(&e))?;
-        return Ok(());
-    }
-    {
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(format!("{}: {title}", study.name), ("sans-serif", 18))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x0 - 0.5)..(x1 + 0.5), ((y0 / 1.5)..(y1 * 1.5)).log_scale())
-            .map_err(|e| err(&e))?;
-        let label_at = |x: &f64| {
-            let i = x.round();
-            match xs.get(i as usize) {
-                Some(v) if (x - i).abs() < 1e-6 && i >= 0.0 => format!("{v}"),
-                _ => String::new(),
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_desc(study.x_label.as_str())
-            .y_desc(title)
-            .x_labels(xs.len() + 1)
-            .x_label_formatter(&label_at)
-            .y_labels(6)
-            .y_label_formatter(&|y| si(*y))
-            .draw()
-            .map_err(|e| err(&e))?;
-        let mut cells: Vec<&String> = Vec::new();
-        for ((_, cell), _) in series {
-            if !cells.contains(&cell) {
-                cells.push(cell);
-            }
-        }
-        let layers = study.x_label == LAYER_AXIS;
-        let width = 0.8 / series.len().max(1) as f64;
-        for (i, ((form, cell), points)) in series.iter().enumerate() {
-            let style = colour(*form);
-            let marker = cells.iter().position(|c| *c == cell).unwrap_or(0);
-            if layers {
-                let offset = -0.4 + width * i as f64;
-                let bars = points
-                    .iter()
-                    .map(|&(x, y)| Rectangle::new([(x + offset, y0 / 1.5), (x + offset + width, y)], style.filled()));
-                chart.draw_series(bars).map_err(|e| err(&e))?;
-            } else {
-                chart
-                    .draw_series(LineSeries::new(points.iter().copied(), style.stroke_width(2)))
-                    .map_err(|e| err(&e))?;
-                match marker % 3 {
-                    0 => chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, style.filled()))),
-                    1 => chart.draw_series(points.iter().map(|&p| TriangleMarker::new(p, 5, style.filled()))),
-                    _ => chart.draw_series(points.iter().map(|&p| Cross::new(p, 4, style.stroke_width(2)))),
-                }
-                .map_err(|e| err(&e))?;
-            }
-        }
-        // The legend: a colour per form, then a marker per grid cell.
-        let mut forms: Vec<Form> = series.iter().map(|((form, _), _)| *form).collect();
-        forms.dedup();
-        let mut y = 40;
-        for form in forms {
-            legend.draw(&Rectangle::new([(10, y - 6), (28, y + 6)], colour(form).filled())).map_err(|e| err(&e))?;
-            legend.draw(&Text::new(form.to_string(), (34, y - 7), ("sans-serif", 14))).map_err(|e| err(&e))?;
-            y += 22;
-        }
-        for (i, cell) in cells.iter().enumerate().filter(|(_, c)| !c.is_empty() && !layers) {
-            let at = (19, y);
-            match i % 3 {
-                0 => legend.draw(&Circle::new(at, 4, BLACK.filled())),
-                1 => legend.draw(&TriangleMarker::new(at, 5, BLACK.filled())),
-                _ => legend.draw(&Cross::new(at, 4, BLACK.stroke_width(2))),
-            }
-            .map_err(|e| err(&e))?;
-            legend.draw(&Text::new(cell.to_string(), (34, y - 7), ("sans-serif", 14))).map_err(|e| err(&e))?;
-            y += 22;
-        }
-    }
-    Ok(())
 }
 
 /// The x axis of a model study.

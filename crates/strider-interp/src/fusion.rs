@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use strider_ir::op::{ConvAttrs, DepthToSpaceMode};
 use strider_ir::{Graph, NodeId, Op, Producer, ValueId};
 
-use crate::kernels::{PhaseClass, PhaseConvs, Tensor, contiguous};
+use crate::kernels::{Phase, PhaseClass, PhaseConvs, Tensor, contiguous};
 
 /// A fused step: its distinct inputs (value indices), the work, and the FLOPs of the nodes it replaces.
 pub(crate) struct FusedPhases {
@@ -67,6 +67,15 @@ pub(crate) fn phase_convolutions(graph: &Graph, nodes: &[NodeId], constants: &[O
     fusions
 }
 
+/// Phase Convs of one class, before stacking: their input, attributes, weight shape, and each
+/// phase's block with its weights and bias.
+struct ClassPhases {
+    x: ValueId,
+    attrs: ConvAttrs,
+    weight_shape: Vec<usize>,
+    phases: Vec<(usize, Vec<f32>, Option<Vec<f32>>)>,
+}
+
 /// Groups the phase Convs feeding the Concat by (input, attributes) and stacks their weights; `None`
 /// when any of them does not fit the pattern.
 fn group_phases(
@@ -81,7 +90,7 @@ fn group_phases(
         Some(Tensor::Dense(a)) => Some(a),
         _ => None,
     };
-    let mut classes: Vec<(ValueId, ConvAttrs, PhaseClass)> = Vec::new();
+    let mut classes: Vec<ClassPhases> = Vec::new();
     let (mut convs, mut flops) = (Vec::new(), 0);
     for (block, &v) in phase_values.iter().enumerate() {
         let conv_id = sole_producer(v)?;
@@ -89,63 +98,44 @@ fn group_phases(
         let Op::Conv(attrs) = &conv.op else { return None };
         let (x, w) = (conv.inputs[0], dense(conv.inputs[1])?);
         let bias = match conv.inputs.get(2) {
-            Some(&b) => Some(dense(b)?),
+            Some(&b) => Some(contiguous(&dense(b)?.view()).into_owned()),
             None => None,
         };
         if attrs.group != 1 || constants[x.index()].is_some() || w.shape()[0] != channels {
             return None;
         }
-        let class = match classes
-            .iter()
-            .position(|(cx, ca, c)| *cx == x && ca == attrs && c.weight_shape[1..] == w.shape()[1..])
-        {
+        let class = match classes.iter().position(|c| c.x == x && c.attrs == *attrs && c.weight_shape == w.shape()) {
             Some(i) => i,
             None => {
-                let mut weight_shape = w.shape().to_vec();
-                weight_shape[0] = 0;
-                classes.push((
+                classes.push(ClassPhases {
                     x,
-                    attrs.clone(),
-                    PhaseClass {
-                        input: 0,
-                        attrs: attrs.clone(),
-                        weights: Vec::new(),
-                        weight_shape,
-                        bias: None,
-                        blocks: Vec::new(),
-                    },
-                ));
+                    attrs: attrs.clone(),
+                    weight_shape: w.shape().to_vec(),
+                    phases: Vec::new(),
+                });
                 classes.len() - 1
             }
         };
-        let c = &mut classes[class].2;
-        let phases_before = c.blocks.len();
-        // A class mixing phases with and without bias gets zeros for the missing ones.
-        if let (None, Some(_)) = (&c.bias, bias) {
-            c.bias = Some(vec![0.0; phases_before * channels]);
-        }
-        if let Some(stacked) = &mut c.bias {
-            match bias {
-                Some(b) => stacked.extend(contiguous(&b.view()).iter()),
-                None => stacked.extend(std::iter::repeat_n(0.0, channels)),
-            }
-        }
-        c.weights.extend(contiguous(&w.view()).iter());
-        c.weight_shape[0] += channels;
-        c.blocks.push(block);
+        classes[class].phases.push((block, contiguous(&w.view()).into_owned(), bias));
         flops += graph.node_flops(conv);
         convs.push(conv_id);
     }
     let mut inputs: Vec<usize> = Vec::new();
-    let classes = classes
+    let classes: Option<Vec<PhaseClass>> = classes
         .into_iter()
-        .map(|(x, _, mut class)| {
-            class.input = inputs.iter().position(|&i| i == x.index()).unwrap_or_else(|| {
-                inputs.push(x.index());
+        .map(|class| {
+            let input = inputs.iter().position(|&i| i == class.x.index()).unwrap_or_else(|| {
+                inputs.push(class.x.index());
                 inputs.len() - 1
             });
-            class
+            let phases: Vec<Phase> = class
+                .phases
+                .iter()
+                .map(|(block, weights, bias)| Phase { block: *block, weights, bias: bias.as_deref() })
+                .collect();
+            PhaseClass::new(input, class.attrs, &class.weight_shape, blocksize, &phases)
         })
         .collect();
+    let classes = classes?;
     Some((FusedPhases { inputs, convs: PhaseConvs { channels, blocksize, classes }, flops }, convs))
 }

@@ -25,7 +25,7 @@ use crate::buffers::{Buffers, Usage};
 
 pub use conv::conv;
 pub use conv_transpose::{conv_transpose, pack_weight};
-pub use phase_convs::{PhaseClass, PhaseConvs};
+pub use phase_convs::{Phase, PhaseClass, PhaseConvs};
 pub use sparse::{SparseOperand, conv_matrix};
 pub use work::{Kernel, KernelWork, kernel_work};
 

@@ -15,22 +15,134 @@ use super::geometry::{RANK, padded, volume};
 use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, grain};
 use crate::gemm::{self, MatMut, MatRef};
 
-/// Phases that share their convolution attributes and input.
+/// One phase Conv of a class, as the fusion finds it.
+#[derive(Clone, Copy, Debug)]
+pub struct Phase<'a> {
+    /// Its block offset, row-major over the spatial axes (its position in the Concat).
+    pub block: usize,
+    /// Its Conv weight, C' × C × k… contiguous.
+    pub weights: &'a [f32],
+    /// Its bias (C'), if it has one.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// The phases of a class that share their offsets on every spatial axis but the last, and whose
+/// last-axis offsets are consecutive. For one position of the phase grid they fill, per channel,
+/// one contiguous run of output elements along the last axis.
+#[derive(Debug)]
+struct PhaseLine {
+    /// Offsets on the three (padded) axes; the last one is 0.
+    outer: [usize; RANK],
+    /// The first offset on the last axis.
+    first: usize,
+    /// How many consecutive offsets on the last axis.
+    len: usize,
+    /// The line's first row in the stacked product.
+    first_row: usize,
+}
+
+/// Phases that share their convolution attributes and input: one im2col and one GEMM.
+///
+/// The product's rows are ordered by line, then channel, then last-axis offset, so that what one
+/// channel takes from one line is a band of adjacent rows: the copy out reads them side by side,
+/// one position at a time, and writes each position's run of output elements whole.
 #[derive(Debug)]
 pub struct PhaseClass {
     /// Which of the fused step's inputs the phases read.
     pub input: usize,
     /// Their convolution attributes (group 1).
     pub attrs: ConvAttrs,
-    /// The stacked weights, one phase after another: (phases · C') × C × k….
-    pub weights: Vec<f32>,
-    /// Shape of `weights` as a Conv weight.
-    pub weight_shape: Vec<usize>,
-    /// The stacked biases, if the phases have them.
-    pub bias: Option<Vec<f32>>,
-    /// Each phase's block offset (row-major over the spatial axes), in weight order.
-    pub blocks: Vec<usize>,
+    /// The shape of the stacked weights as one Conv weight: (phases · C') × C × k….
+    weight_shape: Vec<usize>,
+    /// The stacked weights, rows × (C · k…), row-major: the GEMM's left operand.
+    weights: Vec<f32>,
+    /// The stacked biases, per row (zeros for phases without one), if any phase has one.
+    bias: Option<Vec<f32>>,
+    lines: Vec<PhaseLine>,
 }
+
+impl PhaseClass {
+    /// Stacks `phases` (Convs of one input with the same `attrs` and weight shape `phase_weight`:
+    /// C' × C × k…) of a DepthToSpace with `blocksize`; `None` if the phases sharing their leading
+    /// offsets do not have consecutive last-axis offsets (the exact phase lowering's always do; any
+    /// other pattern runs unfused).
+    pub fn new(
+        input: usize,
+        attrs: ConvAttrs,
+        phase_weight: &[usize],
+        blocksize: usize,
+        phases: &[Phase],
+    ) -> Option<Self> {
+        let channels = phase_weight[0];
+        let taps: usize = phase_weight[1..].iter().product();
+        let spatial = phase_weight.len().saturating_sub(2);
+        let rows = channels * phases.len();
+        let mut sorted: Vec<&Phase> = phases.iter().collect();
+        sorted.sort_by_key(|p| p.block);
+        let mut weights = vec![0.0; rows * taps];
+        let mut bias = phases.iter().any(|p| p.bias.is_some()).then(|| vec![0.0; rows]);
+        let mut lines = Vec::new();
+        let mut first_row = 0;
+        for line in sorted.chunk_by(|a, b| a.block / blocksize == b.block / blocksize) {
+            let mut outer = [0; RANK];
+            let mut rest = line[0].block / blocksize;
+            for a in (RANK - spatial..RANK - 1).rev() {
+                outer[a] = rest % blocksize;
+                rest /= blocksize;
+            }
+            let inner: Vec<usize> = line.iter().map(|p| p.block % blocksize).collect();
+            for channel in 0..channels {
+                for (i, phase) in line.iter().enumerate() {
+                    let row = first_row + channel * line.len() + i;
+                    weights[row * taps..][..taps].copy_from_slice(&phase.weights[channel * taps..][..taps]);
+                    if let (Some(stacked), Some(b)) = (&mut bias, phase.bias) {
+                        stacked[row] = b[channel];
+                    }
+                }
+            }
+            if inner.windows(2).any(|w| w[1] != w[0] + 1) {
+                return None;
+            }
+            lines.push(PhaseLine { outer, first: inner[0], len: inner.len(), first_row });
+            first_row += channels * line.len();
+        }
+        let mut weight_shape = phase_weight.to_vec();
+        weight_shape[0] = rows;
+        Some(PhaseClass { input, attrs, weight_shape, weights, bias, lines })
+    }
+
+    /// Rows of the stacked product (phases · C').
+    fn rows(&self) -> usize {
+        self.weight_shape[0]
+    }
+
+    /// Consecutive lines taken together, each group at most `max_rows` rows (or one line).
+    fn line_groups(&self, max_rows: usize) -> Vec<LineGroup> {
+        let mut groups: Vec<LineGroup> = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            let end_row = self.lines.get(i + 1).map_or(self.rows(), |next| next.first_row);
+            match groups.last_mut() {
+                Some(group) if end_row - group.first_row <= max_rows => {
+                    group.lines.end = i + 1;
+                    group.end_row = end_row;
+                }
+                _ => groups.push(LineGroup { lines: i..i + 1, first_row: l.first_row, end_row }),
+            }
+        }
+        groups
+    }
+}
+
+/// Lines whose rows are one GEMM.
+struct LineGroup {
+    lines: std::ops::Range<usize>,
+    first_row: usize,
+    end_row: usize,
+}
+
+/// Elements of the product computed by one GEMM (at least one line's): small enough to be copied
+/// out from the cache.
+const PRODUCT_BLOCK: usize = 1 << 16;
 
 /// Every phase of one interleaved output.
 #[derive(Debug)]
@@ -80,28 +192,17 @@ impl PhaseConvs {
         let spatial = geometry.len();
         let (n, c) = (x.shape()[0], x.shape()[1]);
         let (in_len, out_len, k_len) = (volume(&g, |a| a.input), volume(&g, |a| a.output), volume(&g, |a| a.kernel));
-        let (rows, m) = (c * k_len, class.weight_shape[0]);
+        let (taps, m) = (c * k_len, class.rows());
         let plane: usize = out_shape[2..].iter().product();
         let xs = contiguous(x);
-        let w = MatRef::row_major(&class.weights, m, rows)?;
         let pointwise = k_len == 1 && g.iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.input == a.output);
-        let block = (BLOCK_ELEMENTS / (rows + m).max(1)).clamp(1, out_len.max(1));
-        let mut cols = if pointwise { Vec::new() } else { ctx.scratch(rows * block)? };
-        let mut product = ctx.scratch(m * block)?;
-        // Per phase: its block offset on each of the three (padded) axes.
-        let offsets: Vec<[usize; RANK]> = class
-            .blocks
-            .iter()
-            .map(|&flat| {
-                let mut r = [0usize; RANK];
-                let mut rest = flat;
-                for a in (RANK - spatial..RANK).rev() {
-                    r[a] = rest % self.blocksize;
-                    rest /= self.blocksize;
-                }
-                r
-            })
-            .collect();
+        let block = (BLOCK_ELEMENTS / (taps + m).max(1)).clamp(1, out_len.max(1));
+        // The product is computed a few lines at a time, each part small enough to stay in the
+        // cache until it is copied out; every weight row still enters one GEMM per block.
+        let groups = class.line_groups((PRODUCT_BLOCK / block).max(1));
+        let group_rows = groups.iter().map(|lines| lines.end_row - lines.first_row).max().unwrap_or(0);
+        let mut cols = if pointwise { Vec::new() } else { ctx.scratch(taps * block)? };
+        let mut product = ctx.scratch(group_rows * block)?;
         let scale: [usize; RANK] = std::array::from_fn(|a| if a >= RANK - spatial { self.blocksize } else { 1 });
         let out_dims: [usize; RANK] = std::array::from_fn(|a| g[a].output * scale[a]);
         for b in 0..n {
@@ -109,42 +210,57 @@ impl PhaseConvs {
             let yb = &mut y[b * self.channels * plane..][..self.channels * plane];
             for p0 in (0..out_len).step_by(block) {
                 let width = block.min(out_len - p0);
-                let product = &mut product[..m * width];
-                let dst = MatMut::row_major(product, m, width)?;
-                if pointwise {
-                    gemm::matmul(dst, w, MatRef::new(&xb[p0..], rows, width, in_len, 1)?, false, ctx.threads)?;
+                let positions = if pointwise {
+                    MatRef::new(&xb[p0..], taps, width, in_len, 1)?
                 } else {
-                    let cols = &mut cols[..rows * width];
+                    let cols = &mut cols[..taps * width];
                     im2col(&g, xb, in_len, p0..p0 + width, cols);
-                    gemm::matmul(dst, w, MatRef::row_major(cols, rows, width)?, false, ctx.threads)?;
+                    MatRef::row_major(cols, taps, width)?
+                };
+                // The block's phase-grid line segments: where each starts in the output plane (for
+                // a line at offset 0) and in the block, and how long it is.
+                let mut segments = Vec::new();
+                let mut p = p0;
+                while p < p0 + width {
+                    let (line, q0) = (p / g[2].output, p % g[2].output);
+                    let len = (g[2].output - q0).min(p0 + width - p);
+                    let (qa, qb) = (line / g[1].output, line % g[1].output);
+                    let start = (qa * scale[0] * out_dims[1] + qb * scale[1]) * out_dims[2] + q0 * scale[2];
+                    segments.push((start, p - p0, len));
+                    p += len;
                 }
-                let product = &*product;
-                yb.par_chunks_mut(plane).enumerate().with_min_len(grain(offsets.len() * width)).for_each(
-                    |(channel, y_plane)| {
-                        for (phase, r) in offsets.iter().enumerate() {
-                            let row = phase * self.channels + channel;
-                            let values = &product[row * width..][..width];
-                            let bias = class.bias.as_ref().map_or(0.0, |bias| bias[row]);
-                            // Walk the block one phase-grid line at a time.
-                            let mut p = p0;
-                            while p < p0 + width {
-                                let (line, first) = (p / g[2].output, p % g[2].output);
-                                let last = g[2].output.min(first + p0 + width - p);
-                                let (oa, ob) = (line / g[1].output, line % g[1].output);
-                                let start = ((oa * scale[0] + r[0]) * out_dims[1] + ob * scale[1] + r[1]) * out_dims[2]
-                                    + first * scale[2]
-                                    + r[2];
-                                let run = &values[p - p0..][..last - first];
-                                y_plane[start..]
-                                    .iter_mut()
-                                    .step_by(scale[2])
-                                    .zip(run)
-                                    .for_each(|(d, &v)| *d = v + bias);
-                                p += last - first;
+                for group in &groups {
+                    let rows = group.end_row - group.first_row;
+                    let product = &mut product[..rows * width];
+                    let w = MatRef::row_major(&class.weights[group.first_row * taps..], rows, taps)?;
+                    gemm::matmul(MatMut::row_major(product, rows, width)?, w, positions, false, ctx.threads)?;
+                    let product = &*product;
+                    let lines = &class.lines[group.lines.clone()];
+                    yb.par_chunks_mut(plane)
+                        .enumerate()
+                        .with_min_len(grain(rows / self.channels.max(1) * width))
+                        .for_each(|(channel, y_plane)| {
+                            for l in lines {
+                                let first = l.first_row + channel * l.len;
+                                let band = &product[(first - group.first_row) * width..][..l.len * width];
+                                let bias = class.bias.as_ref().map(|b| &b[first..first + l.len]);
+                                let offset = (l.outer[0] * out_dims[1] + l.outer[1]) * out_dims[2] + l.first;
+                                // Segment by segment: its output row stays in the cache while each of
+                                // the line's phases fills its strided share of it.
+                                for &(start, j, len) in &segments {
+                                    let out_row = &mut y_plane[start + offset..];
+                                    for i in 0..l.len {
+                                        let values = &band[i * width + j..][..len];
+                                        let out = out_row[i..].iter_mut().step_by(scale[2]).zip(values);
+                                        match bias {
+                                            Some(b) => out.for_each(|(d, &v)| *d = v + b[i]),
+                                            None => out.for_each(|(d, &v)| *d = v),
+                                        }
+                                    }
+                                }
                             }
-                        }
-                    },
-                );
+                        });
+                }
             }
         }
         if !pointwise {
