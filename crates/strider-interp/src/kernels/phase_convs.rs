@@ -140,9 +140,14 @@ struct LineGroup {
     end_row: usize,
 }
 
-/// Elements of the product computed by one GEMM (at least one line's): small enough to be copied
-/// out from the cache.
+/// Elements of the product computed by one GEMM: small enough to be copied out from the cache.
 const PRODUCT_BLOCK: usize = 1 << 16;
+
+/// Rows of the product computed by one GEMM (whole lines, at least one).
+const PRODUCT_ROWS: usize = 256;
+
+/// Positions per GEMM at least (if there are as many): every position block repacks the weights.
+const MIN_WIDTH: usize = 256;
 
 /// Every phase of one interleaved output.
 #[derive(Debug)]
@@ -192,15 +197,19 @@ impl PhaseConvs {
         let spatial = geometry.len();
         let (n, c) = (x.shape()[0], x.shape()[1]);
         let (in_len, out_len, k_len) = (volume(&g, |a| a.input), volume(&g, |a| a.output), volume(&g, |a| a.kernel));
-        let (taps, m) = (c * k_len, class.rows());
+        let taps = c * k_len;
         let plane: usize = out_shape[2..].iter().product();
         let xs = contiguous(x);
         let pointwise = k_len == 1 && g.iter().all(|a| a.stride == 1 && a.pad_begin == 0 && a.input == a.output);
-        let block = (BLOCK_ELEMENTS / (taps + m).max(1)).clamp(1, out_len.max(1));
-        // The product is computed a few lines at a time, each part small enough to stay in the
-        // cache until it is copied out; every weight row still enters one GEMM per block.
-        let groups = class.line_groups((PRODUCT_BLOCK / block).max(1));
+        // The product is computed in tiles of about PRODUCT_ROWS rows (whole lines) by as many
+        // positions as fit PRODUCT_BLOCK, so that each tile is copied out from the cache; square-ish
+        // tiles keep the repacking of weights (once per position block) and of im2col columns (once
+        // per line group) small.
+        let groups = class.line_groups(PRODUCT_ROWS);
         let group_rows = groups.iter().map(|lines| lines.end_row - lines.first_row).max().unwrap_or(0);
+        let widest =
+            (PRODUCT_BLOCK / group_rows.max(1)).max(MIN_WIDTH).min(BLOCK_ELEMENTS / (taps + group_rows).max(1)).max(1);
+        let block = out_len.div_ceil(out_len.div_ceil(widest).max(1)).max(1);
         let mut cols = if pointwise { Vec::new() } else { ctx.scratch(taps * block)? };
         let mut product = ctx.scratch(group_rows * block)?;
         let scale: [usize; RANK] = std::array::from_fn(|a| if a >= RANK - spatial { self.blocksize } else { 1 });
