@@ -183,3 +183,31 @@ fn study_writes_tables_json_and_charts() {
     assert!(md.contains("## up1 = ConvTranspose") && md.contains("## up2 = ConvTranspose"), "{md}");
     assert!(md.contains("fastest: ") && md.contains(" of 2 layers ("), "{md}");
 }
+
+#[test]
+fn study_skips_forms_over_max_memory_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strider"))
+        .args(["study", "examples/sweeps/stride.ron", "--min-time", "0.01", "--threads", "1", "--max-memory", "1K"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    for c in json["configurations"].as_array().unwrap() {
+        assert_eq!(c["measurements"].as_array().unwrap().len(), 0, "{c}");
+        let skipped = c["skipped"].as_array().unwrap();
+        assert!(skipped.len() >= 2, "{c}");
+        for s in skipped {
+            let reason = s["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("needs an estimated ") && reason.ends_with("more than --max-memory 1024"),
+                "{s}"
+            );
+        }
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("not timed: direct: needs an estimated "), "{md}");
+}

@@ -27,7 +27,7 @@ fn through_onnx(graph: &Graph) -> Graph {
 fn with_data(graph: &Graph) -> ModelFile {
     let mut file = format::to_model_file(graph);
     for (decl, init) in file.initializers.iter_mut().zip(graph.initializers()) {
-        decl.data = format::DataSpec::Inline(init.data().iter().copied().collect());
+        decl.data = format::DataSpec::Inline(init.data().unwrap().iter().copied().collect());
     }
     file
 }

@@ -268,15 +268,20 @@ fn too_many_stored(graph: &Graph, opts: &Options) -> String {
 
 /// Why a variant's estimated peak memory keeps it from running here, if it does.
 fn too_large(graph: &Graph, opts: &Options) -> Option<String> {
+    over_memory(graph, opts.max_memory)
+}
+
+/// Why `graph`'s estimated peak memory is over `max_memory` bytes, if it is.
+pub(crate) fn over_memory(graph: &Graph, max_memory: u128) -> Option<String> {
     let peak = strider_interp::memory::estimate_peak(graph);
-    (peak.bytes > opts.max_memory).then(|| {
+    (peak.bytes > max_memory).then(|| {
         let at = peak.node.map_or_else(String::new, |n| format!(" while `{n}` runs"));
         format!(
             "needs an estimated {} ({} bytes){at}, more than --max-memory {} ({} bytes)",
             numbers::bytes(peak.bytes),
             numbers::grouped(peak.bytes),
-            numbers::bytes(opts.max_memory),
-            numbers::grouped(opts.max_memory)
+            numbers::bytes(max_memory),
+            numbers::grouped(max_memory)
         )
     })
 }

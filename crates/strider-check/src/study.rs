@@ -307,6 +307,8 @@ pub struct StudyOptions<'a> {
     pub max_matrix_nnz: usize,
     /// Forms performing more than this many times the direct form's FLOPs are not timed (0: all).
     pub max_flops_ratio: f64,
+    /// Forms whose estimated peak memory exceeds this many bytes are not timed.
+    pub max_memory: u128,
     /// Threads of each plan (0: one per core).
     pub threads: usize,
     /// Time spent timing each configuration's forms (at least 5 runs of each).
@@ -413,6 +415,8 @@ fn measure(
         } else if opts.max_flops_ratio > 0.0 && ratio > opts.max_flops_ratio {
             let reason = format!("{ratio:.0}× the direct form's FLOPs, more than {}", opts.max_flops_ratio);
             skipped.push(Skipped { lowering: form, reason });
+        } else if let Some(reason) = crate::over_memory(&g, opts.max_memory) {
+            skipped.push(Skipped { lowering: form, reason });
         } else {
             variants.push((form, g));
         }
@@ -481,7 +485,7 @@ fn reference_output(alone: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Opt
     let Op::ConvTranspose(attrs) = &node.op else { return None };
     let value = |v: strider_ir::ValueId| -> Option<ArrayD<f32>> {
         let name = &alone.value(v).name;
-        inputs.get(name).cloned().or_else(|| alone.initializer(v).map(|i| i.data().clone()))
+        inputs.get(name).cloned().or_else(|| alone.initializer(v).and_then(|i| i.data_copy().ok()))
     };
     let args: Vec<ArrayD<f32>> = node.inputs.iter().map(|&v| value(v)).collect::<Option<_>>()?;
     let views: Vec<_> = args.iter().map(|a| a.view()).collect();

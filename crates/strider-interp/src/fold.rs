@@ -1,6 +1,7 @@
 //! Constant folding: every node whose inputs are all constants (a weight-only subgraph such as a
 //! flipped kernel or a sub-pixel kernel) is evaluated once and replaced by an initializer.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use ndarray::ArrayD;
@@ -10,11 +11,13 @@ use strider_ir::{Graph, GraphBuilder, Layout, Limits, Producer};
 use crate::{ExecError, kernels};
 
 /// The graph with every weight-only node evaluated into an initializer. Folded data is written
-/// `Inline`; savers may move large tensors to files.
+/// `Inline`; savers may move large tensors to files. Initializers are read in place, not copied, and
+/// every buffer whose size the model decides is reserved fallibly: memory the system refuses is an
+/// error, not an abort.
 pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError> {
-    let mut constant: HashMap<usize, ArrayD<f32>> = HashMap::new();
+    let mut constant: HashMap<usize, Cow<ArrayD<f32>>> = HashMap::new();
     for init in graph.initializers() {
-        constant.insert(init.value.index(), init.data().clone());
+        constant.insert(init.value.index(), Cow::Borrowed(init.data()?));
     }
     let mut b = GraphBuilder::new(graph.name(), *limits);
     for &v in graph.inputs() {
@@ -28,7 +31,7 @@ pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError
             let args: Vec<_> = node.inputs.iter().map(|v| constant[&v.index()].view()).collect();
             let data = kernels::eval_dense(&node.op, &args, &graph.output_shapes(node))
                 .map_err(|source| ExecError::Kernel { node: node.name.clone(), op: node.op.name(), source })?;
-            constant.insert(node.outputs[0].index(), data);
+            constant.insert(node.outputs[0].index(), Cow::Owned(data));
             folded.push(node.outputs[0]);
         } else {
             let names =
@@ -55,9 +58,11 @@ pub fn fold_constants(graph: &Graph, limits: &Limits) -> Result<Graph, FoldError
     }
     for v in folded {
         if needed[v.index()] && graph.value(v).producer != Producer::Initializer {
-            let data = constant.remove(&v.index()).expect("folded above");
-            let spec = DataSpec::Inline(data.iter().copied().collect());
-            b.initializer(graph.value(v).name.clone(), data, spec);
+            let name = &graph.value(v).name;
+            let data = constant.remove(&v.index()).expect("folded above").into_owned();
+            let values = strider_ir::alloc::try_collect(data.len(), data.iter().copied())
+                .map_err(|e| strider_ir::Error::Initializer { name: name.clone(), problem: e.to_string() })?;
+            b.initializer(name.clone(), data, DataSpec::Inline(values));
         }
     }
     for &v in graph.outputs() {
@@ -72,7 +77,7 @@ pub enum FoldError {
     /// A kernel failed on constant inputs.
     #[error(transparent)]
     Exec(#[from] ExecError),
-    /// The folded graph is invalid (a bug).
+    /// An initializer's data could not be produced, or the folded graph is invalid (a bug).
     #[error(transparent)]
     Graph(#[from] strider_ir::Error),
 }

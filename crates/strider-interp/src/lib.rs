@@ -52,6 +52,9 @@ pub enum ExecError {
         /// The kernel's error.
         source: KernelError,
     },
+    /// An initializer's data could not be produced (memory refused, or its file changed since loading).
+    #[error(transparent)]
+    Initializer(#[from] strider_ir::Error),
     /// The thread pool could not be started.
     #[error("cannot start the thread pool: {0}")]
     Threads(String),

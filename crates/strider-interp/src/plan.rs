@@ -97,7 +97,7 @@ impl Plan {
         let mut ctx = Ctx::new(threads);
         let mut constants: Vec<Option<Tensor>> = vec![None; graph.values().len()];
         for init in graph.initializers() {
-            constants[init.value.index()] = Some(Tensor::Dense(init.data().clone()));
+            constants[init.value.index()] = Some(Tensor::Dense(init.data_copy()?));
         }
         let mut remaining = Vec::new();
         for (id, node) in graph.nodes() {

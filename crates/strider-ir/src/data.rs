@@ -7,7 +7,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use crate::shape::Shape;
-use crate::{npy, seeded};
+use crate::{alloc, npy, seeded};
 
 /// Where an initializer's numbers come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,14 +49,34 @@ impl DataSpec {
         !matches!(self, DataSpec::Inline(_) | DataSpec::Npy(_))
     }
 
+    /// Whether the data is produced on first use rather than when the model is loaded: generators,
+    /// and `.npy` files (whose header and length are checked at load, the data read on first use).
+    pub fn is_deferred(&self) -> bool {
+        !matches!(self, DataSpec::Inline(_))
+    }
+
     /// Produces the data for a tensor of `shape` (whose element count the caller has checked);
     /// relative `.npy` paths resolve against `base_dir`.
+    /// Memory is reserved fallibly: a size the system refuses is an error.
     pub fn materialize(&self, shape: &[usize], base_dir: &Path) -> Result<ArrayD<f32>, String> {
         self.check(shape)?;
         match self {
-            DataSpec::Inline(v) => ArrayD::from_shape_vec(IxDyn(shape), v.clone()).map_err(|e| e.to_string()),
+            DataSpec::Inline(v) => {
+                let data = alloc::try_collect(v.len(), v.iter().copied()).map_err(|e| e.to_string())?;
+                ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| e.to_string())
+            }
             DataSpec::Npy(file) => npy::read_f32(&base_dir.join(file), shape),
-            _ => Ok(self.generate(shape)),
+            _ => self.generate(shape).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Checks what can be checked at load without reading or producing the data: [`DataSpec::check`],
+    /// and for a `.npy` file its header (shape, element type) and its length.
+    pub fn check_source(&self, shape: &[usize], base_dir: &Path) -> Result<(), String> {
+        self.check(shape)?;
+        match self {
+            DataSpec::Npy(file) => npy::check_f32(&base_dir.join(file), shape),
+            _ => Ok(()),
         }
     }
 
@@ -110,19 +130,18 @@ impl DataSpec {
         }
     }
 
-    /// A generator's data for `shape`, which [`DataSpec::check`] accepted (the graph calls this only
-    /// for generators; `Inline` and `Npy` data is given, not generated).
-    pub(crate) fn generate(&self, shape: &[usize]) -> ArrayD<f32> {
-        let n = Shape(shape.to_vec()).numel();
-        let data = match self {
-            DataSpec::Uniform { seed, low, high } => seeded::uniform(*seed, n, *low, *high),
-            DataSpec::Normal { seed, mean, std } => seeded::normal(*seed, n, *mean, *std),
-            DataSpec::Fill(v) => vec![*v; n],
-            DataSpec::Bilinear => return bilinear(shape),
-            DataSpec::Inline(v) if v.len() == n => v.clone(),
-            DataSpec::Inline(_) | DataSpec::Npy(_) => vec![0.0; n],
-        };
-        ArrayD::from_shape_vec(IxDyn(shape), data).unwrap_or_else(|_| ArrayD::zeros(IxDyn(shape)))
+    /// A generator's data for `shape`, which [`DataSpec::check`] accepted, in memory reserved
+    /// fallibly (`Inline` and `Npy` data is given, not generated: they give zeros here).
+    fn generate(&self, shape: &[usize]) -> Result<ArrayD<f32>, alloc::OutOfMemory> {
+        match self {
+            DataSpec::Uniform { seed, low, high } => {
+                alloc::try_array(shape, seeded::uniform_values(*seed, *low, *high))
+            }
+            DataSpec::Normal { seed, mean, std } => alloc::try_array(shape, seeded::normal_values(*seed, *mean, *std)),
+            DataSpec::Fill(v) => alloc::try_array(shape, std::iter::repeat(*v)),
+            DataSpec::Bilinear => bilinear(shape),
+            DataSpec::Inline(_) | DataSpec::Npy(_) => alloc::try_array(shape, std::iter::empty()),
+        }
     }
 }
 
@@ -131,11 +150,12 @@ fn is_zero(v: &f32) -> bool {
 }
 
 /// FCN's bilinear kernel; `shape` has rank 3 or more ([`DataSpec::check`]).
-fn bilinear(shape: &[usize]) -> ArrayD<f32> {
+fn bilinear(shape: &[usize]) -> Result<ArrayD<f32>, alloc::OutOfMemory> {
     let taps: Vec<Vec<f32>> = shape.iter().skip(2).map(|&k| seeded::bilinear_1d(k)).collect();
-    ArrayD::from_shape_fn(IxDyn(shape), |ix| {
+    let value = |ix: ndarray::IxDyn| {
         if ix[0] == ix[1] || shape[1] == 1 { taps.iter().enumerate().map(|(a, t)| t[ix[2 + a]]).product() } else { 0.0 }
-    })
+    };
+    alloc::try_array(shape, ndarray::indices(IxDyn(shape)).into_iter().map(value))
 }
 
 #[cfg(test)]
@@ -144,7 +164,7 @@ mod tests {
 
     #[test]
     fn bilinear_weight_is_diagonal() {
-        let w = bilinear(&[2, 2, 4]);
+        let w = bilinear(&[2, 2, 4]).unwrap();
         assert_eq!(
             w.as_slice().unwrap(),
             &[0.25, 0.75, 0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.75, 0.75, 0.25]

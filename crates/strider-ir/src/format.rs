@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::DataSpec;
 use crate::error::{Error, Result, Subject};
-use crate::graph::{Graph, GraphBuilder, Initializer, Limits};
+use crate::graph::{Graph, GraphBuilder, Limits};
 use crate::op::Op;
 use crate::output;
 use crate::shape::Shape;
@@ -108,9 +108,9 @@ pub fn build(file: &ModelFile, base_dir: &Path, limits: &Limits) -> Result<Graph
     }
     for i in &file.initializers {
         limits.check(&i.name, &Shape(i.shape.clone()))?;
-        if i.data.is_generator() {
-            // Produced on first use: `info` never allocates it.
-            b.generated_initializer(&i.name, i.shape.clone(), i.data.clone());
+        if i.data.is_deferred() {
+            // Generated or read on first use: `info` never allocates or reads it.
+            b.deferred_initializer(&i.name, i.shape.clone(), i.data.clone(), base_dir);
             continue;
         }
         let data = i
@@ -196,9 +196,9 @@ pub const INLINE_LIMIT: usize = 16;
 /// Whether `save` writes an initializer to a `.npy` file: the model text holds only small, finite
 /// inline lists and generators; data read from a `.npy` file is copied, so the saved model does not
 /// depend on where the original's files were.
-fn goes_to_file(spec: &DataSpec, init: &Initializer) -> bool {
+fn goes_to_file(spec: &DataSpec) -> bool {
     match spec {
-        DataSpec::Inline(_) => init.data().len() > INLINE_LIMIT || init.data().iter().any(|v| !v.is_finite()),
+        DataSpec::Inline(values) => values.len() > INLINE_LIMIT || values.iter().any(|v| !v.is_finite()),
         DataSpec::Npy(_) => true,
         DataSpec::Uniform { .. } | DataSpec::Normal { .. } | DataSpec::Fill(_) | DataSpec::Bilinear => false,
     }
@@ -222,7 +222,7 @@ pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let mut names = output::FileNames::new();
     let mut file = to_model_file(graph);
     for (decl, init) in file.initializers.iter_mut().zip(graph.initializers()) {
-        if !goes_to_file(&decl.data, init) {
+        if !goes_to_file(&decl.data) {
             continue;
         }
         let folder = match &weights_folder {
@@ -230,7 +230,7 @@ pub fn save(graph: &Graph, path: &Path) -> Result<()> {
             None => weights_folder.insert(staged.folder(&weights_name, "weights folder")?),
         };
         let file_name = names.next(&decl.name, "npy");
-        output::write_npy_new(&folder.join(&file_name), init.data(), &format!("weight `{}`", decl.name))?;
+        output::write_npy_new(&folder.join(&file_name), init.data()?, &format!("weight `{}`", decl.name))?;
         decl.data = DataSpec::Npy(format!("{weights_name}/{file_name}"));
     }
     let text = to_ron(&file);
@@ -323,12 +323,70 @@ mod tests {
         assert!(text.contains(r#"(name: "odd", shape: [2], data: Npy("m.weights/odd.npy"))"#), "{text}");
         assert!(text.contains(r#"(name: "small", shape: [2], data: Inline([0.5, 0.5]))"#), "{text}");
         let again = load(&path, &Limits::default()).unwrap();
-        let data = again.initializers()[0].data();
+        let data = again.initializers()[0].data().unwrap();
         assert!(data[0] == f32::INFINITY && data[1].is_nan());
         // Saved again as it was loaded: the same text, and the weights copied beside the new file.
         let copy = dir.path().join("copy.ron");
         save(&again, &copy).unwrap();
         assert_eq!(std::fs::read_to_string(&copy).unwrap(), text.replace("m.weights", "copy.weights"));
+    }
+
+    /// A graph adding a 20-element weight of `value`s (saved to a file: over [`INLINE_LIMIT`]).
+    fn weighted(value: f32) -> Graph {
+        let mut b = GraphBuilder::new("g", Limits::default());
+        b.input("x", vec![20]);
+        b.initializer("w", ndarray::ArrayD::from_elem(vec![20], value), DataSpec::Inline(vec![value; 20]));
+        b.node("a", Op::Add, ["x", "w"], ["y"]).output("y");
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn a_write_interrupted_before_its_renames_leaves_the_previous_model_with_its_weights() {
+        // Issue 10: a write interrupted between its temporary files and the renames must leave the previous
+        // model loadable with its own weights, whichever rename fails.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ron");
+        save(&weighted(1.0), &path).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        for failing in ["weights folder", "model"] {
+            output::fail_rename::set(Some(failing));
+            let err = save(&weighted(2.0), &path).unwrap_err();
+            output::fail_rename::set(None);
+            assert!(err.to_string().contains(&format!("cannot write {failing}")), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{failing}");
+            let again = load(&path, &Limits::default()).unwrap();
+            assert_eq!(again.initializers()[0].data().unwrap().as_slice().unwrap(), &[1.0; 20], "{failing}");
+            let mut entries: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            entries.sort();
+            assert_eq!(entries, ["m.ron", "m.weights"], "{failing}");
+        }
+        // Uninterrupted, the new weights replace the old.
+        save(&weighted(2.0), &path).unwrap();
+        let again = load(&path, &Limits::default()).unwrap();
+        assert_eq!(again.initializers()[0].data().unwrap().as_slice().unwrap(), &[2.0; 20]);
+    }
+
+    #[test]
+    fn npy_weights_are_checked_at_load_and_read_on_first_use() {
+        // Issue 10: `info` read every weight file whole. Loading checks a file's header and length only.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ron");
+        save(&weighted(3.0), &path).unwrap();
+        let g = load(&path, &Limits::default()).unwrap();
+        assert!(!g.initializers()[0].is_loaded());
+        // The data is read on first use: rewritten since loading (same header and length), the new numbers show.
+        let weight = dir.path().join("m.weights/w.npy");
+        output::replace_npy(&weight, &ndarray::ArrayD::from_elem(vec![20], 4.0), "weight").unwrap();
+        assert_eq!(g.initializers()[0].data().unwrap().as_slice().unwrap(), &[4.0; 20]);
+        assert!(g.initializers()[0].is_loaded());
+        // A file that no longer fits is an error naming the initializer, at load or at first use.
+        let g = load(&path, &Limits::default()).unwrap();
+        output::replace_npy(&weight, &ndarray::ArrayD::from_elem(vec![21], 4.0), "weight").unwrap();
+        let err = g.initializers()[0].data().unwrap_err().to_string();
+        assert!(err.starts_with("initializer `w`: ") && err.contains("has shape [21], expected [20]"), "{err}");
+        let err = load(&path, &Limits::default()).unwrap_err().to_string();
+        assert!(err.starts_with("initializer `w`: ") && err.contains("has shape [21], expected [20]"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! graph is immutable; rewrites build a new one.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use ndarray::ArrayD;
 use petgraph::algo::{tarjan_scc, toposort};
@@ -116,30 +117,60 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
 }
 
-/// Constant data of an initializer, and how the model file described it (kept for saving).
+/// Constant data of an initializer, and how the model file described it (kept for saving). Copies
+/// (of the graph, or into another graph) share the data.
 #[derive(Clone, Debug)]
 pub struct Initializer {
     /// The value it defines.
     pub value: ValueId,
-    /// The data: given, or produced from a generator `spec` on first use.
-    data: OnceLock<ArrayD<f32>>,
-    /// The value's shape, for producing generated data.
+    /// The value's name, for errors.
+    name: String,
+    /// The data: given, or produced from `spec` on first use (generators and `.npy` files).
+    data: OnceLock<Arc<ArrayD<f32>>>,
+    /// The value's shape, for producing deferred data.
     shape: Vec<usize>,
+    /// The folder a relative `.npy` path in `spec` resolves against.
+    base_dir: PathBuf,
     /// How the model file wrote it.
     pub spec: DataSpec,
 }
 
 impl Initializer {
-    /// The data, shaped as the value. Generated data (`Uniform`, `Normal`, `Fill`, `Bilinear`) is
-    /// produced here on first use, so what needs only shapes (`info`) never allocates it.
-    pub fn data(&self) -> &ArrayD<f32> {
-        self.data.get_or_init(|| self.spec.generate(&self.shape))
+    /// The data, shaped as the value. Generated data (`Uniform`, `Normal`, `Fill`, `Bilinear`) and data
+    /// in `.npy` files (whose header and length were checked when the graph was built) are produced
+    /// here on first use, so what needs only shapes (`info`) never allocates or reads them. Memory is
+    /// reserved fallibly: a refused allocation, or a file changed since, is an error.
+    pub fn data(&self) -> Result<&ArrayD<f32>> {
+        if let Some(data) = self.data.get() {
+            return Ok(data);
+        }
+        let made = self
+            .spec
+            .materialize(&self.shape, &self.base_dir)
+            .map_err(|problem| Error::Initializer { name: self.name.clone(), problem })?;
+        Ok(self.data.get_or_init(|| Arc::new(made)))
+    }
+
+    /// An owned copy of the data (for a consumer that takes tensors by value), reserved fallibly.
+    pub fn data_copy(&self) -> Result<ArrayD<f32>> {
+        crate::alloc::try_clone(self.data()?)
+            .map_err(|e| Error::Initializer { name: self.name.clone(), problem: e.to_string() })
+    }
+
+    /// Whether the data is in memory (given, or produced by an earlier [`Initializer::data`]).
+    pub fn is_loaded(&self) -> bool {
+        self.data.get().is_some()
+    }
+
+    /// The value's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
     }
 }
 
 impl PartialEq for Initializer {
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.spec == other.spec && self.data() == other.data()
+        self.value == other.value && self.spec == other.spec && self.data().ok() == other.data().ok()
     }
 }
 
@@ -248,10 +279,10 @@ impl Graph {
 /// An initializer's data as the builder receives it.
 #[derive(Clone, Debug)]
 enum Constant {
-    /// The data itself.
-    Given(ArrayD<f32>),
-    /// A shape whose data the spec generates on first use.
-    Generated(Shape),
+    /// The data itself (shared with the graph it was copied from, if any).
+    Given(Arc<ArrayD<f32>>),
+    /// A shape whose data the spec produces on first use, and the folder a `.npy` path resolves against.
+    Deferred(Shape, PathBuf),
 }
 
 /// A node as the builder receives it: names, not ids.
@@ -295,15 +326,16 @@ impl GraphBuilder {
 
     /// Adds constant data; `spec` records how a saved model should write it.
     pub fn initializer(&mut self, name: impl Into<String>, data: ArrayD<f32>, spec: DataSpec) -> &mut Self {
-        self.initializers.push((name.into(), Constant::Given(data), spec));
+        self.initializers.push((name.into(), Constant::Given(Arc::new(data)), spec));
         self
     }
 
-    /// Adds a copy of another graph's initializer under `name`: generated data stays generated.
+    /// Adds a copy of another graph's initializer under `name`: the data is shared, and data not yet
+    /// produced stays deferred.
     pub fn copy_initializer(&mut self, name: impl Into<String>, init: &Initializer) -> &mut Self {
         let constant = match init.data.get() {
-            None => Constant::Generated(Shape(init.shape.clone())),
-            Some(data) => Constant::Given(data.clone()),
+            None => Constant::Deferred(Shape(init.shape.clone()), init.base_dir.clone()),
+            Some(data) => Constant::Given(Arc::clone(data)),
         };
         self.initializers.push((name.into(), constant, init.spec.clone()));
         self
@@ -317,7 +349,20 @@ impl GraphBuilder {
         shape: impl Into<Shape>,
         spec: DataSpec,
     ) -> &mut Self {
-        self.initializers.push((name.into(), Constant::Generated(shape.into()), spec));
+        self.deferred_initializer(name, shape, spec, Path::new(""))
+    }
+
+    /// Adds an initializer whose data `spec` produces on first use: a generator, or a `.npy` file
+    /// (relative to `base_dir`) whose header and length [`GraphBuilder::finish`] checks against
+    /// `shape` without reading the data.
+    pub fn deferred_initializer(
+        &mut self,
+        name: impl Into<String>,
+        shape: impl Into<Shape>,
+        spec: DataSpec,
+        base_dir: &Path,
+    ) -> &mut Self {
+        self.initializers.push((name.into(), Constant::Deferred(shape.into(), base_dir.to_path_buf()), spec));
         self
     }
 
@@ -367,24 +412,24 @@ impl GraphBuilder {
         }
         let mut inits = Vec::with_capacity(initializers.len());
         for (n, constant, spec) in initializers {
-            let (shape, data) = match constant {
-                Constant::Given(data) => (Shape(data.shape().to_vec()), OnceLock::from(data)),
-                Constant::Generated(shape) => {
+            let (shape, data, base_dir) = match constant {
+                Constant::Given(data) => (Shape(data.shape().to_vec()), OnceLock::from(data), PathBuf::new()),
+                Constant::Deferred(shape, base_dir) => {
                     limits.check(&n, &shape)?;
-                    let problem = if spec.is_generator() {
-                        spec.check(shape.dims()).err()
+                    let problem = if spec.is_deferred() {
+                        spec.check_source(shape.dims(), &base_dir).err()
                     } else {
-                        Some("is not generated".into())
+                        Some("lists its values, so they cannot be deferred".into())
                     };
                     if let Some(problem) = problem {
                         return Err(Error::Initializer { name: n, problem });
                     }
-                    (shape, OnceLock::new())
+                    (shape, OnceLock::new(), base_dir)
                 }
             };
             let dims = shape.0.clone();
             let value = define(&mut values, &n, shape, Producer::Initializer, "initializer".into())?;
-            inits.push(Initializer { value, data, shape: dims, spec });
+            inits.push(Initializer { value, name: n, data, shape: dims, base_dir, spec });
         }
 
         // Node outputs get ids now (shapes later) so that reads can be resolved in any order.
@@ -484,9 +529,12 @@ mod tests {
         let g = crate::format::parse(text, std::path::Path::new("."), &Limits::default()).unwrap();
         let node = g.nodes().next().unwrap().1;
         assert_eq!(g.node_parameters(node), 3);
-        assert!(g.initializers().iter().all(|i| i.data.get().is_none()));
+        assert!(g.initializers().iter().all(|i| !i.is_loaded()));
         let u = &g.initializers()[1];
-        assert_eq!(u.data(), &ArrayD::from_shape_vec(vec![3], crate::seeded::uniform(1, 3, 0.0, 1.0)).unwrap());
+        assert_eq!(
+            u.data().unwrap(),
+            &ArrayD::from_shape_vec(vec![3], crate::seeded::uniform(1, 3, 0.0, 1.0)).unwrap()
+        );
         // A copy stays lazy where the original has not been produced, and keeps data that has.
         let mut b = GraphBuilder::new("copy", Limits::default());
         b.copy_initializer("big", &g.initializers()[0]).copy_initializer("u", u).output("u");

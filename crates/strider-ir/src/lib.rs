@@ -12,6 +12,7 @@
 //! assert_eq!(graph.shape(y).dims(), [1, 1, 3, 3]);
 //! ```
 
+pub mod alloc;
 pub mod data;
 pub mod error;
 pub mod format;

@@ -24,14 +24,27 @@ const MAX_HEADER_NESTING: usize = 4;
 
 /// Reads `path` as a little-endian f32 array of exactly `shape`; the error says what was found instead.
 pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
+    let (file, shown) = open(path)?;
+    read_f32_from(BufReader::new(file), &shown, shape)
+}
+
+/// Checks that `path` holds a little-endian f32 array of exactly `shape` (its header, and the data's
+/// length from the file size) without reading the data.
+pub fn check_f32(path: &Path, shape: &[usize]) -> Result<(), String> {
+    let (file, shown) = open(path)?;
+    checked_header(&mut BufReader::new(file), &shown, shape).map(|_| ())
+}
+
+/// `path` opened for reading, and its name for errors: only a regular file (checked before opening,
+/// since opening a FIFO for reading blocks until a writer appears).
+fn open(path: &Path) -> Result<(File, String), String> {
     let shown = path.display().to_string();
-    // Checked before opening: opening a FIFO for reading blocks until a writer appears.
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     if !meta.is_file() {
         return Err(format!("cannot open {shown}: not a regular file"));
     }
     let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    read_f32_from(BufReader::new(file), &shown, shape)
+    Ok((file, shown))
 }
 
 /// Reads `.npy` bytes from `reader` as a little-endian f32 array of exactly `shape`; `source` names the
@@ -39,9 +52,29 @@ pub fn read_f32(path: &Path, shape: &[usize]) -> Result<ArrayD<f32>, String> {
 /// long as `shape` needs before anything is allocated for it.
 pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize]) -> Result<ArrayD<f32>, String> {
     let cannot = |e: &dyn std::fmt::Display| format!("cannot read {source}: {e}");
+    let (layout, n) = checked_header(&mut reader, source, shape)?;
+    let mut data: Vec<f32> = crate::alloc::try_with_capacity(n).map_err(|e| cannot(&e))?;
+    let mut chunk = vec![0u8; 1 << 16];
+    while data.len() < n {
+        let take = ((n - data.len()) * 4).min(chunk.len());
+        reader.read_exact(&mut chunk[..take]).map_err(|e| cannot(&e))?;
+        data.extend(chunk[..take].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    }
+    let array = match layout {
+        Layout::Standard => ArrayD::from_shape_vec(IxDyn(shape), data),
+        Layout::Fortran => ArrayD::from_shape_vec(IxDyn(shape).f(), data).map(|a| a.as_standard_layout().into_owned()),
+    };
+    array.map_err(|e| cannot(&e))
+}
+
+/// Reads and checks the header of `.npy` bytes that should hold a little-endian f32 array of exactly
+/// `shape`, and that the data after it is exactly as long; gives the data's order and element count,
+/// with `reader` left at the start of the data.
+fn checked_header<R: Read + Seek>(reader: &mut R, source: &str, shape: &[usize]) -> Result<(Layout, usize), String> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {source}: {e}");
     let size = reader.seek(SeekFrom::End(0)).map_err(|e| cannot(&e))?;
     reader.rewind().map_err(|e| cannot(&e))?;
-    let header = read_header(&mut reader, source)?;
+    let header = read_header(reader, source)?;
     let data_offset = reader.stream_position().map_err(|e| cannot(&e))?;
     if header.shape != shape {
         return Err(format!("{source} has shape {:?}, expected {shape:?}", header.shape));
@@ -59,20 +92,7 @@ pub fn read_f32_from<R: Read + Seek>(mut reader: R, source: &str, shape: &[usize
             expected.map_or("more than can be counted".to_string(), |b| b.to_string())
         ));
     }
-    let n = n.unwrap_or(0);
-    let mut data: Vec<f32> = Vec::new();
-    data.try_reserve_exact(n).map_err(|e| cannot(&e))?;
-    let mut chunk = vec![0u8; 1 << 16];
-    while data.len() < n {
-        let take = ((n - data.len()) * 4).min(chunk.len());
-        reader.read_exact(&mut chunk[..take]).map_err(|e| cannot(&e))?;
-        data.extend(chunk[..take].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-    }
-    let array = match header.layout {
-        Layout::Standard => ArrayD::from_shape_vec(IxDyn(shape), data),
-        Layout::Fortran => ArrayD::from_shape_vec(IxDyn(shape).f(), data).map(|a| a.as_standard_layout().into_owned()),
-    };
-    array.map_err(|e| cannot(&e))
+    Ok((header.layout, n.unwrap_or(0)))
 }
 
 /// The header at the start of `reader` (shape, element type, order), which is left just past it. A

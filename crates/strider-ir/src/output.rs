@@ -118,6 +118,11 @@ pub(crate) fn file_name<'a>(path: &'a Path, what: &str) -> Result<&'a str> {
 
 /// Renames `from` to `to`, naming both in an error.
 pub(crate) fn rename(from: &Path, to: &Path, what: &str) -> Result<()> {
+    #[cfg(test)]
+    if fail_rename::armed(what) {
+        let source = io::Error::other("injected failure");
+        return Err(Error::Write { path: to.to_path_buf(), what: what.into(), source });
+    }
     fs::rename(from, to).map_err(|source| Error::Write {
         path: to.to_path_buf(),
         what: what.into(),
@@ -135,16 +140,39 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Temporary files and folders in one destination folder, removed again unless the write completed.
+/// A failure injected into [`rename`] by unit tests, to interrupt a write at a chosen step.
+#[cfg(test)]
+pub(crate) mod fail_rename {
+    use std::cell::Cell;
+
+    thread_local!(static WHAT: Cell<Option<&'static str>> = const { Cell::new(None) });
+
+    /// Renames of `what` ("model", "weights folder") fail on this thread from now on (`None`: none).
+    pub(crate) fn set(what: Option<&'static str>) {
+        WHAT.with(|w| w.set(what));
+    }
+
+    pub(super) fn armed(what: &str) -> bool {
+        WHAT.with(|w| w.get() == Some(what))
+    }
+}
+
+/// Temporary files and folders in one destination folder. Unless the write completes, they are removed
+/// again and whatever was moved aside is put back in place, so a failed write leaves the previous
+/// result as it was.
 pub(crate) struct Staged {
     dir: PathBuf,
+    /// Temporary files and folders written.
     paths: Vec<PathBuf>,
+    /// What was moved aside: its place and its temporary name.
+    aside: Vec<(PathBuf, PathBuf)>,
+    done: bool,
 }
 
 impl Staged {
     /// Nothing staged yet in `dir`.
     pub(crate) fn new(dir: &Path) -> Self {
-        Staged { dir: dir.to_path_buf(), paths: Vec::new() }
+        Staged { dir: dir.to_path_buf(), paths: Vec::new(), aside: Vec::new(), done: false }
     }
 
     /// A new temporary file for `name`, filled.
@@ -190,21 +218,29 @@ impl Staged {
             Err(_) => fs::rename(path, p),
         })
         .map_err(|source| Error::Write { path: path.to_path_buf(), what: what.into(), source })?;
-        self.paths.push(aside);
+        self.aside.push((path.to_path_buf(), aside));
         Ok(())
     }
 
     /// The write completed: what was renamed into place stays; what was moved aside goes.
     pub(crate) fn committed(&mut self) {
-        self.paths.retain(|p| fs::symlink_metadata(p).is_ok());
+        self.done = true;
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
+        // Best effort: a leftover temporary name is harmless, it is never read.
         for path in &self.paths {
-            // Best effort: a leftover temporary name is harmless, it is never read.
             let _ = remove(path);
+        }
+        for (place, aside) in self.aside.iter().rev() {
+            if self.done {
+                let _ = remove(aside);
+            } else {
+                // Whatever this write already renamed into the place goes; the previous one returns.
+                let _ = remove(place).and_then(|()| fs::rename(aside, place));
+            }
         }
     }
 }

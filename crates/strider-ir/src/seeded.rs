@@ -7,27 +7,32 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 
 /// `n` values uniform in [low, high).
 pub fn uniform(seed: u64, n: usize, low: f32, high: f32) -> Vec<f32> {
+    uniform_values(seed, low, high).take(n).collect()
+}
+
+/// The endless sequence [`uniform`] takes its values from (for callers that reserve memory first).
+pub fn uniform_values(seed: u64, low: f32, high: f32) -> impl Iterator<Item = f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| low + (high - low) * unit_f32(&mut rng)).collect()
+    std::iter::repeat_with(move || low + (high - low) * unit_f32(&mut rng))
 }
 
 /// `n` values from a normal distribution (Box–Muller in f64, rounded to f32).
 pub fn normal(seed: u64, n: usize, mean: f32, std: f32) -> Vec<f32> {
+    normal_values(seed, mean, std).take(n).collect()
+}
+
+/// The endless sequence [`normal`] takes its values from (for callers that reserve memory first).
+pub fn normal_values(seed: u64, mean: f32, std: f32) -> impl Iterator<Item = f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
+    std::iter::repeat_with(move || {
         // u1 in (0, 1] keeps ln finite.
         let u1 = ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
         let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let r = (-2.0 * u1.ln()).sqrt();
         let theta = std::f64::consts::TAU * u2;
-        for z in [r * theta.cos(), r * theta.sin()] {
-            if out.len() < n {
-                out.push((mean as f64 + std as f64 * z) as f32);
-            }
-        }
-    }
-    out
+        [r * theta.cos(), r * theta.sin()].map(|z| (mean as f64 + std as f64 * z) as f32)
+    })
+    .flatten()
 }
 
 /// A uniform value in [0, 1) with 24 random bits (exact in f32).

@@ -74,7 +74,7 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<ModelProto> {
     };
     let mut w = Writer::new(graph, options);
     for init in graph.initializers() {
-        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, init.data()));
+        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, init.data()?));
     }
     for (_, node) in graph.nodes() {
         w.node(node)?;
@@ -465,7 +465,8 @@ impl<'g> Writer<'g> {
         else {
             return Err("its matrix is not a ConvMatrix of a constant weight".into());
         };
-        let matrix = conv_matrix(attrs, &weight.data().view()).map_err(|e| e.to_string())?;
+        let matrix =
+            conv_matrix(attrs, &weight.data().map_err(|e| e.to_string())?.view()).map_err(|e| e.to_string())?;
         Ok(matrix.to_dense().into_dyn())
     }
 }

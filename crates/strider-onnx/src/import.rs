@@ -241,7 +241,9 @@ impl<'a> Importer<'a> {
             let unused = !self.folded.contains(name) && t.data_type() == data_type::FLOAT;
             if self.read_as_data.contains(name) || unused {
                 let data = tensor::to_f32(t, name, self.source)?;
-                let spec = DataSpec::Inline(data.iter().copied().collect());
+                let values = strider_ir::alloc::try_collect(data.len(), data.iter().copied())
+                    .map_err(|e| Error::tensor(name, e.to_string()))?;
+                let spec = DataSpec::Inline(values);
                 b.initializer(name, data, spec);
             }
         }

@@ -4,22 +4,38 @@
 use std::collections::{BTreeMap, HashMap};
 
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
-use ndarray::ArrayD;
 use strider_ir::format::DataSpec;
-use strider_ir::{Layout, Op, Shape};
+use strider_ir::{Initializer, Layout, Op, Shape};
 
 use crate::lang::{Attrs, Node};
 
 /// The e-graph type Strider saturates.
 pub type TensorGraph = EGraph<Node, Tensors>;
 
-/// A constant tensor known to the e-graph.
+/// A constant tensor known to the e-graph. The e-graph holds no copy of any data: an initializer's
+/// data is shared with the graph it came from (or still deferred), and a rule's constant is produced
+/// only when an extracted graph uses it.
 #[derive(Clone, Debug)]
-pub struct Constant {
-    /// The data.
-    pub data: ArrayD<f32>,
-    /// How a saved model writes it.
-    pub spec: DataSpec,
+pub enum Constant {
+    /// An initializer of the graph the e-graph was built from.
+    Initializer(Initializer),
+    /// A constant a rule creates, produced from `spec` (a generator) when a graph needs it.
+    Generated {
+        /// Its shape.
+        shape: Shape,
+        /// The generator.
+        spec: DataSpec,
+    },
+}
+
+impl Constant {
+    /// The constant's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Constant::Initializer(init) => init.shape(),
+            Constant::Generated { shape, .. } => shape.dims(),
+        }
+    }
 }
 
 /// The analysis: shapes of graph inputs, constant data, and readable names for classes.
@@ -72,7 +88,7 @@ impl Analysis<Node> for Tensors {
                 ClassData { shape, constant: false, attrs: None, layout: Layout::Dense }
             }
             Node::Const(name) => ClassData {
-                shape: egraph.analysis.constants.get(name).map(|c| Shape(c.data.shape().to_vec())),
+                shape: egraph.analysis.constants.get(name).map(|c| Shape(c.shape().to_vec())),
                 constant: true,
                 attrs: None,
                 layout: Layout::Dense,

@@ -48,7 +48,7 @@ pub fn to_egraph(graph: &Graph) -> Seeded {
     }
     for init in graph.initializers() {
         let name = &graph.value(init.value).name;
-        let id = add_const(&mut egraph, name, Constant { data: init.data().clone(), spec: init.spec.clone() });
+        let id = add_const(&mut egraph, name, Constant::Initializer(init.clone()));
         class.insert(init.value, id);
     }
     for (_, node) in graph.nodes() {
@@ -144,9 +144,13 @@ impl Emitter<'_> {
         let value = match node {
             Node::Input(s) => s.to_string(),
             Node::Const(s) => {
-                let c = &self.egraph.analysis.constants[s];
                 if self.used_names.insert(s.to_string()) {
-                    self.builder.initializer(s.to_string(), c.data.clone(), c.spec.clone());
+                    match &self.egraph.analysis.constants[s] {
+                        Constant::Initializer(init) => self.builder.copy_initializer(s.to_string(), init),
+                        Constant::Generated { shape, spec } => {
+                            self.builder.generated_initializer(s.to_string(), shape.clone(), spec.clone())
+                        }
+                    };
                 }
                 s.to_string()
             }

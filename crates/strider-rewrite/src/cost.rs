@@ -27,9 +27,9 @@ pub trait CostModel {
     fn node_cost(&self, egraph: &TensorGraph, node: &Node) -> Option<f64> {
         match node {
             Node::Apply(..) => instance(egraph, node).map_or(Some(0.0), |v| self.op_cost(&v)),
-            Node::Const(name) => {
-                Some(egraph.analysis.constants.get(name).map_or(0.0, |c| self.constant_cost(c.data.len())))
-            }
+            Node::Const(name) => Some(
+                egraph.analysis.constants.get(name).map_or(0.0, |c| self.constant_cost(c.shape().iter().product())),
+            ),
             Node::Input(_) | Node::Attrs(_) => Some(0.0),
         }
     }

@@ -318,6 +318,8 @@ enum Command {
         threads: ThreadArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
     },
     /// Print each node's op, attributes, output shape, parameter count and FLOPs, with totals.
     ///
@@ -765,6 +767,7 @@ fn main() -> ExitCode {
             json,
             threads,
             saturation,
+            memory,
         } => (|| {
             let limits = Limits { max_elements };
             let min_time = std::time::Duration::try_from_secs_f64(min_time)
@@ -774,6 +777,7 @@ fn main() -> ExitCode {
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,
                 max_flops_ratio,
+                max_memory: memory.max_memory,
                 threads: threads.threads,
                 min_time,
                 targets: &targets,

@@ -1,7 +1,6 @@
 //! Batch normalization folded into the convolution before it.
 
 use egg::{Id, rewrite};
-use ndarray::{ArrayD, IxDyn};
 use strider_ir::Op;
 use strider_ir::format::DataSpec;
 
@@ -40,7 +39,7 @@ fn fold(m: &mut Matched) -> Option<Id> {
     let ws = m.shape(w)?;
     let channels = m.shape(scale)?.dims()[0];
     let eps_name = format!("{}.epsilon", m.name);
-    let eps_const = Constant { data: ArrayD::from_elem(IxDyn(&[1]), epsilon), spec: DataSpec::Fill(epsilon) };
+    let eps_const = Constant::Generated { shape: strider_ir::Shape(vec![1]), spec: DataSpec::Fill(epsilon) };
     let eps = add_const(m.egraph, &eps_name, eps_const);
     let shifted_var = m.add(Op::Add, &[var, eps], "var_eps")?;
     let std = m.add(Op::Sqrt, &[shifted_var], "std")?;

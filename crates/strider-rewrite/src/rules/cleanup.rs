@@ -2,7 +2,6 @@
 //! MatMul.
 
 use egg::{Id, rewrite};
-use ndarray::{ArrayD, IxDyn};
 use strider_ir::format::DataSpec;
 use strider_ir::op::{DepthToSpaceMode, ReshapeAttrs, TransposeAttrs};
 use strider_ir::{Op, Shape};
@@ -154,7 +153,7 @@ fn bias_before_interleave(m: &mut Matched) -> Option<Id> {
     let spatial = xs.rank() - 2;
     let phases = attrs.blocksize.checked_pow(spatial as u32)?;
     let name = format!("{}.phase_ones", m.name);
-    let ones = Constant { data: ArrayD::from_elem(IxDyn(&[1, phases]), 1.0), spec: DataSpec::Fill(1.0) };
+    let ones = Constant::Generated { shape: Shape(vec![1, phases]), spec: DataSpec::Fill(1.0) };
     let ones = add_const(m.egraph, &name, ones);
     let column = m.reshape(b, &[channels, 1], "bias_column")?;
     let repeated = m.add(Op::Mul, &[column, ones], "bias_repeated")?;

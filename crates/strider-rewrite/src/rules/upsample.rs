@@ -1,7 +1,6 @@
 //! Upsample identities.
 
 use egg::{Id, rewrite};
-use ndarray::{ArrayD, IxDyn};
 use strider_ir::Op;
 use strider_ir::format::DataSpec;
 use strider_ir::op::{
@@ -39,7 +38,7 @@ fn as_conv_transpose(m: &mut Matched) -> Option<Id> {
     if !m.may_create(elements, &format!("a ones kernel {kernel_shape:?}")) {
         return None;
     }
-    let ones = Constant { data: ArrayD::from_elem(IxDyn(&kernel_shape), 1.0), spec: DataSpec::Fill(1.0) };
+    let ones = Constant::Generated { shape: strider_ir::Shape(kernel_shape), spec: DataSpec::Fill(1.0) };
     let name = format!("{}.ones", m.name);
     let kernel = add_const(m.egraph, &name, ones);
     let attrs = ConvTransposeAttrs { group: channels, strides: spatial, ..Default::default() };

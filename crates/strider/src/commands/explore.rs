@@ -110,7 +110,8 @@ pub fn matrix(graph: &Graph, name: &str, out: Option<&std::path::Path>, max_nnz:
             grouped(max_nnz as u128)
         ));
     }
-    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().view()).map_err(|e| miette::miette!("{e}"))?;
+    let c = strider_interp::kernels::conv_matrix(&conv, &w.data().map_err(|e| miette::miette!("{e}"))?.view())
+        .map_err(|e| miette::miette!("{e}"))?;
     let mut text = String::new();
     let (rows, cols) = (c.rows(), c.cols());
     let _ = writeln!(

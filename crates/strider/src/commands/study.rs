@@ -22,6 +22,8 @@ pub struct StudyArgs<'a> {
     pub max_matrix_nnz: usize,
     /// Forms with more than this many times the direct form's FLOPs are not timed (0: all).
     pub max_flops_ratio: f64,
+    /// Forms whose estimated peak memory exceeds this many bytes are not timed.
+    pub max_memory: u128,
     /// Threads of each plan (0: one per core).
     pub threads: usize,
     /// Timing per configuration.
@@ -64,6 +66,7 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
         run_limits: args.run_limits,
         max_matrix_nnz: args.max_matrix_nnz,
         max_flops_ratio: args.max_flops_ratio,
+        max_memory: args.max_memory,
         threads: args.threads,
         min_time: args.min_time,
         models,
