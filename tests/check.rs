@@ -203,7 +203,8 @@ fn study_skips_forms_over_max_memory_with_the_reason() {
         for s in skipped {
             let reason = s["reason"].as_str().unwrap();
             assert!(
-                reason.starts_with("needs an estimated ") && reason.ends_with("more than --max-memory 1.00 KiB (1,024 bytes)"),
+                reason.starts_with("needs an estimated ")
+                    && reason.ends_with("more than --max-memory 1.00 KiB (1,024 bytes)"),
                 "{s}"
             );
         }
