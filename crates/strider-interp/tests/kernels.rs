@@ -149,3 +149,23 @@ fn pointwise_conv_multiplies_the_input_directly() {
     let want = reference::conv(&ConvAttrs::default(), &[x.view(), w.view()]).unwrap();
     close(&got, &want).unwrap();
 }
+
+#[test]
+fn conv_transpose_of_a_single_input_position_matches_the_definition() {
+    // A 1×1 input (DCGAN's first layer): the GEMM path computes xᵀ · W for its one column.
+    let x = tensor(&[2, 40, 1, 1], 11);
+    let w = tensor(&[40, 24, 4, 4], 12);
+    let b = tensor(&[24], 13);
+    for pads in [vec![0, 0, 0, 0], vec![1, 2, 0, 1]] {
+        let attrs = ConvTransposeAttrs { pads, ..Default::default() };
+        let want = reference::conv_transpose(&attrs, &[x.view(), w.view(), b.view()]).unwrap();
+        let packed = pack_weight(&attrs, &w.view());
+        assert!(packed.is_some(), "40 × 24 channels take the GEMM path");
+        for threads in [1, 2] {
+            let got =
+                conv_transpose(&mut Ctx::new(threads), &attrs, &x.view(), &w.view(), Some(b.view()), packed.as_deref())
+                    .unwrap();
+            assert_eq!(close(&got, &want), Ok(()));
+        }
+    }
+}

@@ -69,9 +69,10 @@ pub fn conv_transpose(
     for b in 0..n {
         for grp in 0..groups {
             // W for this group is (C/g) × (M/g·k) row-major: its packed transpose, or the transpose read in place.
+            let w_g = MatRef::row_major(&ws[grp * cg * rows..], cg, rows)?;
             let wt = match packed {
                 Some(p) => MatRef::row_major(&p[grp * cg * rows..], rows, cg)?,
-                None => MatRef::row_major(&ws[grp * cg * rows..], cg, rows)?.t(),
+                None => w_g.t(),
             };
             let xg = &xs[(b * c + grp * cg) * in_len..][..cg * in_len];
             let yg = &mut y[(b * m + grp * mg) * out_len..][..mg * out_len];
@@ -79,7 +80,12 @@ pub fn conv_transpose(
                 let width = block.min(in_len - q0);
                 let cols = &mut cols[..rows * width];
                 let x_block = MatRef::new(&xg[q0..], cg, width, in_len, 1)?;
-                gemm::matmul(MatMut::row_major(cols, rows, width)?, wt, x_block, false, ctx.threads)?;
+                if width == 1 {
+                    // One input position (a 1×1 input): colsᵀ = xᵀ · W, streaming W's rows as they are.
+                    gemm::matmul(MatMut::row_major(cols, 1, rows)?, x_block.t(), w_g, false, ctx.threads)?;
+                } else {
+                    gemm::matmul(MatMut::row_major(cols, rows, width)?, wt, x_block, false, ctx.threads)?;
+                }
                 scatter_add(&g, cols, q0..q0 + width, yg);
             }
         }
