@@ -168,7 +168,7 @@ fn range(x: &str, values: &[f64], from: usize, to: usize) -> String {
     let last = values.len() - 1;
     match (from, to) {
         (f, t) if f == t => format!("at {x} {}", values[f]),
-        (0, t) if t == last => format!("at every {x} from {} to {}", values[0], values[last]),
+        (0, t) if t == last => format!("for every {x} value from {} to {}", values[0], values[last]),
         (0, t) => format!("for {x} ≤ {}", values[t]),
         (f, t) if t == last => format!("for {x} ≥ {}", values[f]),
         (f, t) => format!("for {x} {} to {}", values[f], values[t]),
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn one_winner_everywhere_is_a_rule_without_crossover() {
         let lines = sweep(&[(1.0, SUBPIXEL), (2.0, SUBPIXEL), (3.0, SUBPIXEL)]);
-        assert_eq!(lines[0], "subpixel fastest at every stride from 1 to 3 (3 of 3 configurations)");
+        assert_eq!(lines[0], "subpixel fastest for every stride value from 1 to 3 (3 of 3 configurations)");
     }
 
     #[test]
@@ -338,7 +338,7 @@ mod tests {
         let lines = sweep(&[(1.0, SUBPIXEL), (2.0, SUBPIXEL), (3.0, COL2IM), (4.0, SUBPIXEL)]);
         assert_eq!(
             lines[0],
-            "subpixel fastest at every stride from 1 to 4 (3 of 4 configurations; col2im at stride 3)"
+            "subpixel fastest for every stride value from 1 to 4 (3 of 4 configurations; col2im at stride 3)"
         );
     }
 
