@@ -38,3 +38,19 @@ fn npy_header_with_deeply_nested_brackets_is_refused_at_once() {
     assert_eq!(npy::read_f32_from(Cursor::new(&data), "x.npy", &[2, 1, 2, 2]).unwrap_err(), expected);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+/// A ConvMatrix with no weight channels (an empty matrix, so validation passes) whose output
+/// positions, 2³¹ − 1 per axis, overflow a count: building its per-output lists panicked
+/// ("capacity overflow"). Now a clean allocation error, exit 3.
+#[test]
+fn conv_matrix_with_uncountable_outputs_is_an_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strider"))
+        .arg("run")
+        .arg(regression("conv_matrix_uncountable_outputs.ron"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("node `c` (ConvMatrix): cannot allocate"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

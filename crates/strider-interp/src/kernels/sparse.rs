@@ -19,7 +19,9 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
     let (c, mg, groups) = (w.shape()[0], w.shape()[1], attrs.conv_transpose.group);
     let cg = c / groups;
     let in_len: usize = geometry.iter().map(|a| a.input).product();
-    let out_len: usize = geometry.iter().map(|a| a.output).product();
+    let out_of_memory = |elements| KernelError::OutOfMemory { elements };
+    // The matrix may be empty (no weight channels) while its output positions cannot be counted.
+    let out_len = geometry.iter().try_fold(1usize, |n, a| n.checked_mul(a.output)).ok_or(out_of_memory(usize::MAX))?;
     let k_len: usize = geometry.iter().map(|a| a.kernel).product();
     let per_axis: Vec<Vec<(usize, usize, usize)>> = geometry.iter().map(scatter_triples).collect();
     // Flat (input position, tap, output position) triples shared by every channel pair.
@@ -32,7 +34,8 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
         })
         .collect();
     // Per output position, its (input position, tap) pairs in input order: a column's rows, ascending.
-    let mut by_output: Vec<Vec<(usize, usize)>> = vec![Vec::new(); out_len];
+    let mut by_output: Vec<Vec<(usize, usize)>> =
+        strider_ir::alloc::try_filled(out_len, Vec::new()).map_err(|e| out_of_memory(e.elements))?;
     for &(i, k, o) in &flat {
         by_output[o].push((i, k));
     }
@@ -42,7 +45,6 @@ pub fn conv_matrix(attrs: &ConvMatrixAttrs, w: &ArrayViewD<f32>) -> Result<CsMat
     // Built straight into column storage: 12 bytes per entry, reserved up front (no triplets).
     let nnz = c * mg * flat.len();
     let cols = mg * groups * out_len;
-    let out_of_memory = |elements| KernelError::OutOfMemory { elements };
     let (mut indptr, mut indices, mut data) = (Vec::new(), Vec::<usize>::new(), Vec::<f32>::new());
     indptr.try_reserve_exact(cols + 1).map_err(|_| out_of_memory(cols + 1))?;
     indices.try_reserve_exact(nnz).map_err(|_| out_of_memory(nnz))?;
