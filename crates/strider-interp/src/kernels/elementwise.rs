@@ -204,8 +204,8 @@ mod tests {
             ArrayD::from_shape_fn(IxDyn(&[3, 1, 1]), |i| (i[0] + 1) as f32 * 1000.0), // per channel
             ArrayD::from_shape_fn(IxDyn(&[2, 4]), |i| (i[0] * 4 + i[1]) as f32 * 0.5), // trailing rows
             ArrayD::from_shape_fn(IxDyn(&[1, 3, 2, 1]), |i| (i[1] * 2 + i[2]) as f32), // constant last axis
-            ArrayD::from_elem(IxDyn(&[]), 7.0),                                           // scalar
-            a.mapv(|v| v * 2.0),                                                           // same shape
+            ArrayD::from_elem(IxDyn(&[]), 7.0),                                       // scalar
+            a.mapv(|v| v * 2.0),                                                      // same shape
         ];
         for b in operands {
             let expected = &a - &b.broadcast(a.shape()).unwrap();
