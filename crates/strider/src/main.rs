@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use miette::IntoDiagnostic;
 use strider_check::numbers::{bytes, count, grouped};
 use strider_ir::Limits;
 use strider_rewrite::{RunLimits, Strategy};
@@ -598,7 +599,7 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
-            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds).into_diagnostic()?;
             commands::run::warn_non_finite(&graph, &feeds);
             let stop = match runs {
                 Some(n) => strider_check::bench::Stop::Runs(n.max(1)),
@@ -732,7 +733,7 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
-            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds).into_diagnostic()?;
             let targets = load_targets(&targets)?;
             let args = commands::check::CheckArgs {
                 tolerance: strider_check::Tolerance { atol, rtol },

@@ -206,7 +206,7 @@ pub struct RunReport {
 /// comes back even when a comparison fails (then [`RunReport::verdict`] is an error).
 pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<RunReport> {
     let mut inputs = given_inputs(graph, &opts.inputs)?;
-    let seeded = feeds::fill_missing(graph, opts.seed, &mut inputs);
+    let seeded = feeds::fill_missing(graph, opts.seed, &mut inputs).into_diagnostic()?;
     let input_reports = graph
         .inputs()
         .iter()
