@@ -135,7 +135,7 @@ pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<S
 /// Tells about graph inputs and initializers holding NaN or infinities: their outputs will too.
 pub fn warn_non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) {
     for found in feeds::non_finite(graph, inputs) {
-        eprintln!("warning: {found}");
+        crate::stdio::eprint_line(&format!("warning: {found}"));
     }
 }
 
