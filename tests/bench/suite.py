@@ -12,7 +12,8 @@ comparison counts as one check.
 
 Timing, interleaved: for each config and each round, onnxruntime with 1 thread, then with 2 threads
 (K timed runs each; 2 warm-up runs in the first round), then `strider bench --json --threads T` for
-each T (every variant: none, zero-insert, sparse-matmul, col2im, subpixel, matmul). Every per-run time
+each T (every variant: none, zero-insert, sparse-matmul, col2im, subpixel, matmul, and auto/cpu — the
+graph `strider optimize` writes by default, one lowering per node). Every per-run time
 is kept; the tables show medians over all rounds, the best Strider variant and its ratio to
 onnxruntime (below 1: Strider is faster).
 
@@ -44,6 +45,10 @@ DEFAULT_CONFIGS = os.path.normpath(os.path.join(ROOT, "..", "shared", "bench", "
 VARIANTS = ["none", "zero-insert", "sparse-matmul", "col2im", "subpixel", "matmul"]
 # `strider explore` names the original graph's ConvTranspose "direct".
 EXPLORE_LABEL = {"none": "direct"}
+# What the optimizer gives by default: the graph the cpu cost model extracts, one lowering per node
+# (for a model, a mixture). Timed beside the forced lowerings and a candidate for "best".
+DEFAULT_PICK = "auto/cpu"
+TIMED = VARIANTS + [DEFAULT_PICK]
 # The lowerings `strider optimize --strategy` writes out (sparse-matmul is bench-only).
 LOWERINGS = ["zero-insert", "col2im", "subpixel", "matmul"]
 
@@ -379,8 +384,9 @@ def screen(strider, ron, max_ratio):
 
 def strider_bench(strider, ron, x_file, threads, runs, strategies):
     args = [strider, "bench", ron, "--json", "--threads", str(threads), "--warmup", "2", "--runs", str(runs), "--input", f"x={x_file}"]
-    for s in strategies or []:
+    for s in strategies or VARIANTS:
         args += ["--strategy", s]
+    args += ["--cost", DEFAULT_PICK.split("/")[1]]
     out = subprocess.run(args, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or f"exit status {out.returncode}")
@@ -540,7 +546,7 @@ def print_tables(results, threads, ort_version):
             )
         else:
             print(f"machine: (no strider report); onnxruntime {ort_version}")
-        header = ["config", "ORT ms"] + VARIANTS + ["best", "best/ORT"]
+        header = ["config", "ORT ms"] + TIMED + ["best", "best/ORT"]
         rows = []
         for r in results:
             slot = r["threads"][key]
@@ -548,7 +554,7 @@ def print_tables(results, threads, ort_version):
             ratio = slot["best_over_ort"]
             rows.append(
                 [r["name"], fmt_ms(slot["ort_median_ms"])]
-                + [fmt_ms(med.get(v)) for v in VARIANTS]
+                + [fmt_ms(med.get(v)) for v in TIMED]
                 + [slot["best"] or "—", f"{ratio:.2f}" if ratio is not None else "—"]
             )
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use strider_interp::feeds;
-use strider_interp::kernels::{Kernel, kernel_work};
+use strider_interp::kernels::Kernel;
 use strider_ir::op::{ConvTransposeAttrs, UpsampleAttrs};
 use strider_ir::{Graph, GraphBuilder, Limits, Op};
-use strider_rewrite::cost::{KernelCost, Target, instances, price};
+use strider_rewrite::cost::{KernelCost, Target, engine_work, instances, price};
 use strider_rewrite::isolate::{Form, in_form};
 use strider_rewrite::{OptimizeOptions, RunLimits, optimize};
 
@@ -118,11 +118,11 @@ pub struct Calibration {
 fn features(graph: &Graph) -> Vec<f64> {
     let mut row = vec![0.0; 2 * Kernel::ALL.len() + 1];
     for (_, op) in instances(graph).into_iter().filter(|(_, op)| !op.constant) {
-        let work = kernel_work(op.op, &op.inputs, &op.layouts, op.output);
+        let (work, calls) = engine_work(&op);
         let k = Kernel::ALL.iter().position(|&k| k == work.kernel).unwrap_or(Kernel::ALL.len() - 1);
         row[2 * k] += work.flops;
         row[2 * k + 1] += work.bytes;
-        row[2 * Kernel::ALL.len()] += 1.0;
+        row[2 * Kernel::ALL.len()] += calls;
     }
     row
 }

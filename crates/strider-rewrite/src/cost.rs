@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use strider_interp::kernels::{Kernel, kernel_work};
+use strider_interp::kernels::{Kernel, KernelWork, kernel_work};
 use strider_ir::{Graph, Layout, Producer, Shape};
 
 use crate::analysis::TensorGraph;
+use crate::fused_phases::{self, Fused, GraphFusion};
 use crate::lang::Node;
 
 /// Prices ops. A model prices one op on its shapes ([`CostModel::op_cost`]); the same model then
@@ -50,6 +51,8 @@ pub struct OpInstance<'a> {
     pub output_layout: Layout,
     /// Every input is a constant, so the op can be evaluated once at compile time.
     pub constant: bool,
+    /// Its part in a step the engine fuses (the exact sub-pixel lowering), if any.
+    pub fused: Fused,
 }
 
 impl OpInstance<'_> {
@@ -81,18 +84,22 @@ fn instance<'a>(egraph: &'a TensorGraph, node: &Node) -> Option<OpInstance<'a>> 
     let output = egraph[class].data.shape.as_ref()?;
     let output_layout = egraph[class].data.layout;
     let constant = children[1..].iter().all(|&c| egraph[c].data.constant);
-    Some(OpInstance { op, inputs, layouts, output, output_layout, constant })
+    let fused = fused_phases::in_egraph(egraph, node, op, output);
+    Some(OpInstance { op, inputs, layouts, output, output_layout, constant, fused })
 }
 
 /// The ops of a plain graph as [`OpInstance`]s, in topological order, each with its node.
 pub fn instances(graph: &Graph) -> Vec<(&strider_ir::Node, OpInstance<'_>)> {
     let mut constant: Vec<bool> = graph.values().iter().map(|v| v.producer == Producer::Initializer).collect();
-    let mut out = Vec::new();
     for (_, node) in graph.nodes() {
         let is_constant = node.inputs.iter().all(|&v| constant[v.index()]);
         for &v in &node.outputs {
             constant[v.index()] = is_constant;
         }
+    }
+    let fusion = GraphFusion::new(graph, &constant);
+    let mut out = Vec::new();
+    for (id, node) in graph.nodes() {
         let Some(&first) = node.outputs.first() else { continue };
         out.push((
             node,
@@ -102,11 +109,29 @@ pub fn instances(graph: &Graph) -> Vec<(&strider_ir::Node, OpInstance<'_>)> {
                 layouts: node.inputs.iter().map(|&v| graph.value(v).ty.layout).collect(),
                 output: graph.shape(first),
                 output_layout: graph.value(first).ty.layout,
-                constant: is_constant,
+                constant: node.inputs.iter().all(|&v| constant[v.index()]),
+                fused: fusion.part(id),
             },
         ));
     }
     out
+}
+
+/// What the engine does for `op`, fused steps included: the kernel with the FLOPs and bytes it is
+/// charged, and how many calls (a phase Conv shares its window's call; see [`fused_phases`]).
+pub fn engine_work(op: &OpInstance) -> (KernelWork, f64) {
+    let im2col = |flops, bytes: usize| KernelWork { kernel: Kernel::ConvIm2col, flops, bytes: bytes as f64 };
+    match op.fused {
+        Fused::No => (kernel_work(op.op, &op.inputs, &op.layouts, op.output), 1.0),
+        Fused::PhaseConv => {
+            let weights: usize = op.inputs.iter().skip(1).map(|s| s.numel() * 4).sum();
+            (im2col(op.flops(), weights + op.output.numel() * 4), 0.0)
+        }
+        Fused::PhaseConcat { windows, column_elements, input_bytes } => {
+            (im2col(0.0, 8 * column_elements + input_bytes), windows as f64)
+        }
+        Fused::Absorbed => (KernelWork { kernel: Kernel::Memory, flops: 0.0, bytes: 0.0 }, 0.0),
+    }
 }
 
 /// The cost of a plain graph under `model`, without building an e-graph: every op priced once, plus
@@ -199,9 +224,9 @@ impl CostModel for Target {
             return None;
         }
         if !self.kernels.is_empty() {
-            let work = kernel_work(op.op, &op.inputs, &op.layouts, op.output);
+            let (work, calls) = engine_work(op);
             let k = self.kernels.get(&work.kernel).copied().unwrap_or_default();
-            return Some(k.per_flop * work.flops + k.per_byte * work.bytes + k.per_call);
+            return Some(k.per_flop * work.flops + k.per_byte * work.bytes + k.per_call * calls);
         }
         let factor = self.flop_factor.get(name).copied().unwrap_or(1.0);
         Some(factor * op.flops() + self.byte_cost * op.output_bytes())

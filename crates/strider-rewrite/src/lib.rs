@@ -9,6 +9,7 @@ pub mod convert;
 pub mod cost;
 pub mod explore;
 pub mod extract;
+pub mod fused_phases;
 pub mod isolate;
 pub mod lang;
 pub mod pipeline;

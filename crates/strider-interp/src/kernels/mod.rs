@@ -343,15 +343,16 @@ pub fn eval(
         Op::Upsample(a) => resize::upsample(&dense(0)?, a, out),
         Op::MatMul => matmul::matmul(ctx, &dense(0)?, &dense(1)?)?,
         Op::Add | Op::Mul | Op::Sub | Op::Div => {
-            let f: fn(f32, f32) -> f32 = match op {
-                Op::Add => |a, b| a + b,
-                Op::Mul => |a, b| a * b,
-                Op::Sub => |a, b| a - b,
-                _ => |a, b| a / b,
-            };
             let mut args = args.into_iter();
             let (a, b) = (args.next().ok_or(KernelError::Layout)?, args.next().ok_or(KernelError::Layout)?);
-            elementwise::binary(ctx, a, &b.dense()?, f)?
+            let b = b.dense()?;
+            // One call per operator, so that each loop is compiled with its arithmetic inlined.
+            match op {
+                Op::Add => elementwise::binary(ctx, a, &b, |a, b| a + b)?,
+                Op::Mul => elementwise::binary(ctx, a, &b, |a, b| a * b)?,
+                Op::Sub => elementwise::binary(ctx, a, &b, |a, b| a - b)?,
+                _ => elementwise::binary(ctx, a, &b, |a, b| a / b)?,
+            }
         }
         Op::Sqrt => elementwise::unary(ctx, first(args)?, f32::sqrt)?,
         Op::Relu => elementwise::unary(ctx, first(args)?, |v| v.max(0.0))?,
@@ -360,7 +361,7 @@ pub fn eval(
             elementwise::unary(ctx, first(args)?, move |v| if v >= 0.0 { v } else { alpha * v })?
         }
         Op::Sigmoid => elementwise::unary(ctx, first(args)?, elementwise::sigmoid)?,
-        Op::Tanh => elementwise::unary(ctx, first(args)?, f32::tanh)?,
+        Op::Tanh => elementwise::unary(ctx, first(args)?, elementwise::tanh)?,
         Op::Identity | Op::Reshape(_) | Op::Flatten(_) => layout::reshape(ctx, first(args)?, out)?,
         Op::BatchNormalization(a) => {
             let mut args = args;
