@@ -1,7 +1,7 @@
-//! Memory a model asks for (issue 10, part 1): an allocation the system refuses is an error naming
-//! what needed it, with exit code 3, never an abort; and what needs only shapes (`info`, `optimize`
-//! without folding) never produces or reads weight data. Each model here is a few bytes asking for
-//! terabytes, so a test passes only if nothing is allocated or read.
+//! Memory a model asks for (issue 10, part 1): an allocation the system refuses (a weight, a seeded
+//! input) is an error naming what needed it, with exit code 3, never an abort; and what needs only
+//! shapes (`info`, `optimize` without folding) never produces or reads weight data. Each model here is
+//! a few bytes asking for terabytes, so a test passes only if nothing is allocated or read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,31 @@ fn generated_weights_too_large_to_allocate_are_errors() {
         let out = strider(args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("cannot allocate 1099511627776 elements"), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn seeded_inputs_too_large_to_allocate_are_errors() {
+    // No `--input`: the commands that run fill the graph input with seeded values, 4 TiB of them.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge_input.ron");
+    let text = format!(
+        r#"(name: "huge_input", inputs: [(name: "x", shape: [{HUGE}])],
+ nodes: [(name: "t", op: Transpose(), inputs: ["x"], outputs: ["y"])], outputs: ["y"])"#
+    );
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    for command in ["run", "check", "bench"] {
+        let out = strider(&[command, path, "--max-elements", MAX_ELEMENTS, "--max-memory", MAX_MEMORY]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{command}: {err}");
+        assert!(
+            err.contains(
+                "input `x`: cannot allocate 1099511627776 elements (4398046511104 bytes): the system refused the memory"
+            ),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("memory allocation") && !err.contains("panicked"), "{command}: {err}");
     }
 }
 

@@ -16,7 +16,7 @@ use strider::rewrite::{Lowering, Rule, RunLimits};
 
 fn run_check(graph: &Graph, rules: &dyn Fn(Lowering) -> Vec<Rule>, models: Vec<(NamedModel, bool)>) -> Report {
     let mut inputs = HashMap::new();
-    feeds::fill_missing(graph, 0, &mut inputs);
+    feeds::fill_missing(graph, 0, &mut inputs).unwrap();
     let opts = Options {
         tolerance: Tolerance::default(),
         per_node: true,

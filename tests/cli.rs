@@ -610,3 +610,64 @@ fn study_json_is_the_report_with_what_was_written() {
     assert!(study["files"].as_array().unwrap().iter().any(|f| f == "report.json"), "{}", study["files"]);
     assert_eq!(study["left_out"], serde_json::json!([]));
 }
+
+/// Spawns strider with its stdout a pipe, reads the first line and closes the pipe, as `| head -1`
+/// does: the first line, and how strider ended.
+fn first_line_then_close(args: &[&str]) -> (String, Output) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strider"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the strider binary runs");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    drop(reader);
+    (line, child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // A chain of 5,000 Transposes, every value an output: each report below is over 1 MB, far more
+    // than a pipe holds (64 KiB on Linux), so strider is still writing when the reader leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 5000;
+    let nodes: Vec<String> = (0..n)
+        .map(|i| {
+            let input = if i == 0 { "x".to_string() } else { format!("v{}", i - 1) };
+            format!(r#"(name: "t{i}", op: Transpose(), inputs: ["{input}"], outputs: ["v{i}"])"#)
+        })
+        .collect();
+    let outputs: Vec<String> = (0..n).map(|i| format!("\"v{i}\"")).collect();
+    let model = dir.path().join("chain.ron");
+    let text = format!(
+        r#"(name: "chain", inputs: [(name: "x", shape: [2, 3])], nodes: [{}], outputs: [{}])"#,
+        nodes.join(", "),
+        outputs.join(", ")
+    );
+    std::fs::write(&model, text).unwrap();
+    let model = model.to_str().unwrap();
+    for (args, first) in [
+        (&["info", model, "--json"][..], "{\n"),
+        (&["info", model][..], "graph `chain`: 5,000 nodes, 0 initializers\n"),
+        (&["dot", model][..], "digraph {\n"),
+        (&["run", model, "--json"][..], "{\n"),
+    ] {
+        let (line, out) = first_line_then_close(args);
+        assert_eq!(line, first, "{args:?}");
+        assert_eq!(stderr(&out), "", "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+    // The command still finishes and exits with its own code: here a comparison that fails.
+    let reference = dir.path().join("zeros.npy");
+    ndarray_npy::write_npy(&reference, &ndarray::Array2::<f32>::zeros((3, 2))).unwrap();
+    let expect = format!("v0={}", reference.to_str().unwrap());
+    let (line, out) = first_line_then_close(&["run", model, "--json", "--expect", &expect]);
+    assert_eq!(line, "{\n");
+    let err = stderr(&out);
+    assert!(err.contains("outputs `v0` differ from the expected values beyond atol"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+}

@@ -166,7 +166,7 @@ fn the_estimated_peak_memory_covers_what_a_run_uses() {
         }
         let graph = strider::ir::format::load(&path, &Limits::default()).unwrap();
         let mut inputs = HashMap::new();
-        strider::interp::feeds::fill_missing(&graph, 0, &mut inputs);
+        strider::interp::feeds::fill_missing(&graph, 0, &mut inputs).unwrap();
         let mut plan = Plan::new(&graph, &PlanOptions { threads: 1 }).unwrap();
         let (_, stats) = plan.run_with_stats(&inputs, false).unwrap();
         let held: usize = inputs.values().map(|a| a.len() * 4).sum::<usize>()

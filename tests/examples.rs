@@ -55,7 +55,7 @@ fn every_example_runs_to_finite_outputs_of_the_inferred_shape() {
     insta::glob!("../examples/models", "*.ron", |path| {
         let graph = format::load(path, &Limits::default()).unwrap();
         let mut inputs = HashMap::new();
-        feeds::fill_missing(&graph, 0, &mut inputs);
+        feeds::fill_missing(&graph, 0, &mut inputs).unwrap();
         let outputs = interp::run(&graph, &inputs).unwrap();
         assert_eq!(outputs.len(), graph.outputs().len());
         for ((name, data), &id) in outputs.iter().zip(graph.outputs()) {

@@ -34,7 +34,7 @@ fn with_data(graph: &Graph) -> ModelFile {
 
 fn seeded(graph: &Graph, seed: u64) -> HashMap<String, ArrayD<f32>> {
     let mut inputs = HashMap::new();
-    feeds::fill_missing(graph, seed, &mut inputs);
+    feeds::fill_missing(graph, seed, &mut inputs).unwrap();
     inputs
 }
 

@@ -52,7 +52,7 @@ fn npu_profile_lowers_every_example_to_the_same_outputs() {
             );
         }
         let mut inputs = HashMap::new();
-        feeds::fill_missing(&graph, 0, &mut inputs);
+        feeds::fill_missing(&graph, 0, &mut inputs).unwrap();
         assert_close(path, "npu", &outputs(&graph, &inputs), &outputs(&lowered, &inputs));
     });
 }
@@ -63,7 +63,7 @@ fn each_forced_strategy_keeps_every_example_exact() {
     insta::glob!("../examples/models", "*.ron", |path| {
         let graph = format::load(path, &Limits::default()).unwrap();
         let mut inputs = HashMap::new();
-        feeds::fill_missing(&graph, 3, &mut inputs);
+        feeds::fill_missing(&graph, 3, &mut inputs).unwrap();
         let want = outputs(&graph, &inputs);
         for lowering in Lowering::ALL {
             let lowered = optimize(&graph, Strategy::Force(lowering), &flops, false);
@@ -140,7 +140,7 @@ fn round_trip_through_the_egraph_without_rules_gives_back_the_graph() {
         assert_eq!(names(&back, back.inputs()), names(&graph, graph.inputs()));
         assert_eq!(names(&back, back.outputs()), names(&graph, graph.outputs()));
         let mut inputs = HashMap::new();
-        feeds::fill_missing(&graph, 1, &mut inputs);
+        feeds::fill_missing(&graph, 1, &mut inputs).unwrap();
         assert_eq!(outputs(&graph, &inputs), outputs(&back, &inputs), "{}", path.display());
     });
 }

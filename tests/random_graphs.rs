@@ -181,7 +181,7 @@ fn run(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Vec<(String, Arr
 fn check(text: &str) {
     let graph = format::parse(text, Path::new("."), &Limits::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let mut inputs = HashMap::new();
-    feeds::fill_missing(&graph, 7, &mut inputs);
+    feeds::fill_missing(&graph, 7, &mut inputs).unwrap();
     let want = run(&graph, &inputs);
     let strategies = [Lowerings::Auto, Lowerings::None].into_iter().chain(Lowering::ALL.map(Lowerings::Force));
     for (i, strategy) in strategies.enumerate() {

@@ -31,7 +31,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn assert_same_outputs(a: &Path, b: &Path) {
     let (ga, gb) = (format::load(a, &Limits::default()).unwrap(), format::load(b, &Limits::default()).unwrap());
     let mut inputs = HashMap::new();
-    feeds::fill_missing(&ga, 3, &mut inputs);
+    feeds::fill_missing(&ga, 3, &mut inputs).unwrap();
     let (ya, yb) = (interp::run(&ga, &inputs).unwrap(), interp::run(&gb, &inputs).unwrap());
     assert_eq!(ya, yb, "{} and {} differ", a.display(), b.display());
     assert!(ya.iter().all(|(_, y)| y.iter().any(|&v| v != 0.0)));

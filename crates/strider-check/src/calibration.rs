@@ -232,7 +232,7 @@ fn time_alone(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, String, Graph, f64)>, strider_interp::ExecError> {
     let mut inputs = HashMap::new();
-    feeds::fill_missing(alone, 0, &mut inputs);
+    feeds::fill_missing(alone, 0, &mut inputs)?;
     let bench = BenchOptions::for_forms(opts.threads, opts.min_time);
     let (timings, _) = time_variants(&variants, &inputs, &bench, progress)?;
     Ok(variants

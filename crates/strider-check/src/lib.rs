@@ -175,11 +175,13 @@ pub fn check(
             });
             if opts.per_node {
                 let mut seeded = HashMap::new();
-                feeds::fill_missing(&alone, opts.seed, &mut seeded);
                 // The node alone is a sub-graph of the model that ran; its lowering may still be too large.
                 let row = match too_large(&lowered, opts) {
                     Some(why) => skipped(&node.name, lowering.name(), Scope::Node, why),
-                    None => match run_prepared(&alone, &seeded, opts.threads) {
+                    None => match feeds::fill_missing(&alone, opts.seed, &mut seeded)
+                        .map_err(strider_interp::ExecError::from)
+                        .and_then(|_| run_prepared(&alone, &seeded, opts.threads))
+                    {
                         Ok((want, _)) => {
                             let want = want.into_iter().collect();
                             compare_run(&lowered, &seeded, &want, opts, &node.name, lowering.name(), Scope::Node)

@@ -334,7 +334,8 @@ fn setup(opts: &StudyOptions) -> StudySetup {
 }
 
 /// Studies every ConvTranspose of a model (x = layer index). `progress` is told what is measured.
-pub fn study_model(graph: &Graph, opts: &StudyOptions, progress: &mut dyn FnMut(&str)) -> Study {
+/// Fails only when a layer's seeded input cannot be allocated.
+pub fn study_model(graph: &Graph, opts: &StudyOptions, progress: &mut dyn FnMut(&str)) -> strider_ir::Result<Study> {
     let setup = setup(opts);
     let configurations = graph
         .nodes()
@@ -346,11 +347,12 @@ pub fn study_model(graph: &Graph, opts: &StudyOptions, progress: &mut dyn FnMut(
             progress(&label);
             measure(label, (i + 1) as f64, &isolate(graph, node), opts, &setup.machine, progress)
         })
-        .collect();
-    Study { name: graph.name().to_string(), x_label: LAYER_AXIS.into(), setup, configurations }
+        .collect::<strider_ir::Result<_>>()?;
+    Ok(Study { name: graph.name().to_string(), x_label: LAYER_AXIS.into(), setup, configurations })
 }
 
-/// Studies a sweep. Configurations the op refuses are left out (and named in the error list).
+/// Studies a sweep. Configurations the op refuses, or whose input cannot be allocated, are left out
+/// (and named in the error list).
 pub fn study_sweep(sweep: &Sweep, opts: &StudyOptions, progress: &mut dyn FnMut(&str)) -> (Study, Vec<String>) {
     let setup = setup(opts);
     let mut configurations = Vec::new();
@@ -359,8 +361,10 @@ pub fn study_sweep(sweep: &Sweep, opts: &StudyOptions, progress: &mut dyn FnMut(
         match single_layer(&p.input, &p.weight, &p.attrs) {
             Ok(g) => {
                 progress(&p.label);
-                let measured = measure(p.label, p.x, &g, opts, &setup.machine, progress);
-                configurations.push(Configuration { cell: p.cell, ..measured });
+                match measure(p.label.clone(), p.x, &g, opts, &setup.machine, progress) {
+                    Ok(measured) => configurations.push(Configuration { cell: p.cell, ..measured }),
+                    Err(e) => refused.push(format!("{}: {e}", p.label)),
+                }
             }
             Err(e) => refused.push(format!("{}: {e}", p.label)),
         }
@@ -391,7 +395,7 @@ pub(crate) fn seeded_layer(
 }
 
 /// Every form of one isolated layer: timed interleaved, compared with the float64 reference, and
-/// priced by each cost model.
+/// priced by each cost model. Fails only when the layer's seeded input cannot be allocated.
 fn measure(
     label: String,
     x: f64,
@@ -399,9 +403,9 @@ fn measure(
     opts: &StudyOptions,
     machine: &Machine,
     progress: &mut dyn FnMut(&str),
-) -> Configuration {
+) -> strider_ir::Result<Configuration> {
     let mut inputs = HashMap::new();
-    feeds::fill_missing(alone, 0, &mut inputs);
+    feeds::fill_missing(alone, 0, &mut inputs)?;
     let flops_of = |g: &Graph| g.nodes().map(|(_, n)| g.node_flops(n)).sum::<u64>();
     let direct_flops = flops_of(alone).max(1) as f64;
     let mut variants: Vec<(Form, Graph)> = Vec::new();
@@ -476,7 +480,7 @@ fn measure(
             Some(Pick { model: m.name.clone(), lowering: form, slowdown })
         })
         .collect();
-    Configuration { label, x, cell: String::new(), measurements, skipped, winner, picks }
+    Ok(Configuration { label, x, cell: String::new(), measurements, skipped, winner, picks })
 }
 
 /// The layer's output from the definitional kernel, summed in float64 (`None` for an op it lacks).

@@ -301,7 +301,7 @@ fn tune_node(
         }
     }
     let mut inputs = HashMap::new();
-    feeds::fill_missing(alone, 0, &mut inputs);
+    feeds::fill_missing(alone, 0, &mut inputs)?;
     let bench = BenchOptions::for_forms(opts.threads, opts.min_time);
     let record = |v: &Variant, t: crate::bench::Timing| TuningRecord {
         machine: machine.clone(),

@@ -4,11 +4,19 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ndarray::{ArrayD, IxDyn};
-use strider_ir::{Graph, seeded};
+use ndarray::ArrayD;
+use strider_ir::{Graph, alloc, seeded};
 
 /// Values uniform in [−1, 1) for every graph input not already in `given`; returns the names filled.
-pub fn fill_missing(graph: &Graph, seed: u64, given: &mut HashMap<String, ArrayD<f32>>) -> Vec<String> {
+///
+/// A graph input's shape comes from the model, so its buffer is reserved fallibly: an input the system
+/// cannot provide memory for is an [`Error::Input`](strider_ir::Error::Input) naming it (the inputs
+/// filled before it stay in `given`), never an abort.
+pub fn fill_missing(
+    graph: &Graph,
+    seed: u64,
+    given: &mut HashMap<String, ArrayD<f32>>,
+) -> Result<Vec<String>, strider_ir::Error> {
     let mut filled = Vec::new();
     for &v in graph.inputs() {
         let value = graph.value(v);
@@ -16,12 +24,13 @@ pub fn fill_missing(graph: &Graph, seed: u64, given: &mut HashMap<String, ArrayD
             continue;
         }
         let shape = value.ty.shape.dims();
-        let data = seeded::uniform(seeded::input_seed(seed, &value.name, shape), value.ty.shape.numel(), -1.0, 1.0);
-        let array = ArrayD::from_shape_vec(IxDyn(shape), data).expect("length equals the shape's element count");
+        let values = seeded::uniform_values(seeded::input_seed(seed, &value.name, shape), -1.0, 1.0);
+        let array = alloc::try_array(shape, values)
+            .map_err(|e| strider_ir::Error::Input { name: value.name.clone(), problem: e.to_string() })?;
         given.insert(value.name.clone(), array);
         filled.push(value.name.clone());
     }
-    filled
+    Ok(filled)
 }
 
 /// Reads an input from a `.npy` file, checking its shape against the graph input's before reading data.
@@ -80,6 +89,7 @@ pub fn non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) -> Vec<N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::IxDyn;
     use strider_ir::format::DataSpec;
     use strider_ir::{GraphBuilder, Limits, Op};
 
@@ -102,5 +112,32 @@ mod tests {
             ]
         );
         assert!(non_finite(&g, &HashMap::new()).len() == 1);
+    }
+
+    #[test]
+    fn seeded_inputs_are_stable_and_an_unallocatable_one_is_an_error() {
+        let mut b = GraphBuilder::new("g", Limits { max_elements: 1 << 40 });
+        b.input("x", vec![2, 3]);
+        b.input("given", vec![1]);
+        b.input("huge", vec![1 << 20, 1 << 20]);
+        b.node("add", Op::Add, ["x", "given"], ["y"]);
+        b.node("add2", Op::Add, ["huge", "given"], ["z"]);
+        b.output("y");
+        b.output("z");
+        let g = b.finish().unwrap();
+        let given = ArrayD::from_elem(IxDyn(&[1]), 5.0);
+        let mut inputs = HashMap::from([("given".to_string(), given.clone())]);
+        let err = fill_missing(&g, 4, &mut inputs).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "input `huge`: cannot allocate 1099511627776 elements (4398046511104 bytes): the system refused the memory"
+        );
+        // `x`, filled before `huge` was refused, has the documented values; the given input is untouched.
+        let x = &inputs["x"];
+        assert_eq!(x.shape(), [2, 3]);
+        let want = seeded::uniform(seeded::input_seed(4, "x", &[2, 3]), 6, -1.0, 1.0);
+        assert_eq!(x.iter().copied().collect::<Vec<_>>(), want);
+        assert_eq!(inputs["given"], given);
+        assert!(!inputs.contains_key("huge"));
     }
 }

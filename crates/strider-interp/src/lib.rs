@@ -52,7 +52,8 @@ pub enum ExecError {
         /// The kernel's error.
         source: KernelError,
     },
-    /// An initializer's data could not be produced (memory refused, or its file changed since loading).
+    /// An initializer's or a seeded input's data could not be produced (memory refused, or a weight file
+    /// changed since loading).
     #[error(transparent)]
     Initializer(#[from] strider_ir::Error),
     /// The thread pool could not be started.

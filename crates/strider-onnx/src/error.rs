@@ -117,6 +117,16 @@ pub enum Error {
         /// Why.
         problem: String,
     },
+    /// The system refused memory for the bytes of a file being written.
+    #[error("cannot write {path}: cannot allocate {bytes} bytes for the encoded {what}: the system refused the memory")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// "ONNX model" or "tensor".
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// An export option out of range.
     #[error("{0}")]
     Options(String),

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use prost::Message;
 use serde_json::Value as Json;
 use strider_interp::fold::fold_constants;
 use strider_interp::kernels::conv_matrix;
@@ -48,7 +47,7 @@ impl Default for ExportOptions {
 
 /// Writes `graph` as an ONNX file.
 pub fn save(graph: &Graph, path: &Path, options: &ExportOptions) -> Result<()> {
-    let bytes = export(graph, options)?.encode_to_vec();
+    let bytes = tensor::encode(&export(graph, options)?, path, "ONNX model")?;
     // Written complete under a temporary name, then renamed into place (never half a model).
     strider_ir::output::replace_file(path, "ONNX model", |out| std::io::Write::write_all(out, &bytes))?;
     Ok(())
@@ -74,7 +73,7 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<ModelProto> {
     };
     let mut w = Writer::new(graph, options);
     for init in graph.initializers() {
-        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, init.data()?));
+        w.initializers.push(tensor::from_f32(&graph.value(init.value).name, init.data()?)?);
     }
     for (_, node) in graph.nodes() {
         w.node(node)?;
@@ -216,11 +215,11 @@ impl<'g> Writer<'g> {
         name
     }
 
-    fn floats(&mut self, base: &str, values: &[f32]) -> String {
+    fn floats(&mut self, base: &str, values: &[f32]) -> Result<String> {
         let name = self.fresh(base);
         let data = ndarray::ArrayD::from_shape_vec(vec![values.len()], values.to_vec()).expect("1-D");
-        self.initializers.push(tensor::from_f32(&name, &data));
-        name
+        self.initializers.push(tensor::from_f32(&name, &data)?);
+        Ok(name)
     }
 
     fn push(
@@ -262,7 +261,7 @@ impl<'g> Writer<'g> {
             Op::ConvMatrix(_) => Ok(()),
             Op::SparseMatMul(_) => {
                 let matrix = self.dense_matrix(node).map_err(export_error)?;
-                self.initializers.push(tensor::from_f32(&inputs[1], &matrix));
+                self.initializers.push(tensor::from_f32(&inputs[1], &matrix)?);
                 self.push(&node.name, "MatMul", inputs, outputs, Vec::new());
                 Ok(())
             }
@@ -276,7 +275,7 @@ impl<'g> Writer<'g> {
                 if matches!(coordinate_transformation_mode, strider_ir::op::CoordinateTransform::HalfPixelSymmetric) {
                     self.needs(node, 19, "coordinate_transformation_mode half_pixel_symmetric")?;
                 }
-                let scales = self.floats(&format!("{}.scales", node.name), scales);
+                let scales = self.floats(&format!("{}.scales", node.name), scales)?;
                 let attributes = vec![
                     string_attribute("mode", &serde_name(mode)),
                     string_attribute("coordinate_transformation_mode", &serde_name(coordinate_transformation_mode)),
@@ -302,7 +301,7 @@ impl<'g> Writer<'g> {
                 let mut args = vec![inputs[0].clone(), self.ints(&format!("{}.pads", node.name), pads)];
                 if *value != 0.0 {
                     let name = self.fresh(&format!("{}.constant_value", node.name));
-                    self.initializers.push(tensor::from_f32(&name, &ndarray::arr0(*value).into_dyn()));
+                    self.initializers.push(tensor::from_f32(&name, &ndarray::arr0(*value).into_dyn())?);
                     args.push(name);
                 }
                 self.push(&node.name, "Pad", args, outputs, vec![string_attribute("mode", &serde_name(mode))]);
@@ -467,6 +466,12 @@ impl<'g> Writer<'g> {
         };
         let matrix =
             conv_matrix(attrs, &weight.data().map_err(|e| e.to_string())?.view()).map_err(|e| e.to_string())?;
-        Ok(matrix.to_dense().into_dyn())
+        // Reserved fallibly: --max-dense-elements may allow more than the system can provide.
+        let mut dense = strider_ir::alloc::try_array(&[matrix.rows(), matrix.cols()], std::iter::empty())
+            .map_err(|e| e.to_string())?;
+        for (&value, (r, c)) in matrix.iter() {
+            dense[[r, c]] = value;
+        }
+        Ok(dense)
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Component, Path};
 
 use ndarray::{ArrayD, IxDyn};
 use prost::Message;
+use strider_ir::alloc::{self, OutOfMemory};
 use strider_ir::{Limits, Shape};
 
 use crate::error::{Error, Result};
@@ -140,15 +141,36 @@ fn external(entries: &[StringStringEntryProto], name: &str, base: &Path, expecte
     Ok(data)
 }
 
-/// A float32 tensor with its data as raw little-endian bytes.
-pub fn from_f32(name: &str, data: &ArrayD<f32>) -> TensorProto {
-    TensorProto {
+/// A float32 tensor with its data as raw little-endian bytes: a copy as large as the data, so an
+/// exported weight the system has no memory left to copy is an error naming it, not an abort.
+pub fn from_f32(name: &str, data: &ArrayD<f32>) -> Result<TensorProto> {
+    Ok(TensorProto {
         name: Some(name.to_string()),
         dims: data.shape().iter().map(|&d| d as i64).collect(),
         data_type: Some(data_type::FLOAT),
-        raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        raw_data: Some(le_bytes(name, data.iter().copied())?),
         ..Default::default()
-    }
+    })
+}
+
+/// `values` as little-endian bytes, reserved fallibly up front (the error counts the values, as
+/// [`OutOfMemory`] counts `f32`s).
+fn le_bytes(name: &str, values: impl ExactSizeIterator<Item = f32>) -> Result<Vec<u8>> {
+    let n = values.len();
+    let refused = || Error::tensor(name, OutOfMemory { elements: n }.to_string());
+    let mut raw = alloc::try_with_capacity(n.checked_mul(4).ok_or_else(refused)?).map_err(|_| refused())?;
+    raw.extend(values.flat_map(f32::to_le_bytes));
+    Ok(raw)
+}
+
+/// `message` encoded, into a buffer reserved fallibly: a model or tensor file is encoded whole before
+/// it is written, a second copy of every weight.
+pub(crate) fn encode(message: &impl Message, path: &Path, what: &'static str) -> Result<Vec<u8>> {
+    let bytes = message.encoded_len();
+    let mut buffer =
+        alloc::try_with_capacity(bytes).map_err(|_| Error::Encode { path: path.to_path_buf(), what, bytes })?;
+    message.encode(&mut buffer).expect("the buffer was reserved for the whole message");
+    Ok(buffer)
 }
 
 /// A 1-D int64 tensor (shapes, pads, axes, slice bounds).
@@ -184,7 +206,7 @@ pub fn name_of(bytes: &[u8]) -> Result<String, prost::DecodeError> {
 
 /// Writes `data` as a tensor file named `name`.
 pub fn write_file(path: &Path, name: &str, data: &ArrayD<f32>) -> Result<()> {
-    let bytes = from_f32(name, data).encode_to_vec();
+    let bytes = encode(&from_f32(name, data)?, path, "tensor")?;
     strider_ir::output::replace_file(path, "tensor", |out| std::io::Write::write_all(out, &bytes))?;
     Ok(())
 }
@@ -201,11 +223,24 @@ mod tests {
     fn float_tensors_round_trip_through_raw_data_and_files() {
         let a = ArrayD::from_shape_vec(vec![2, 3], vec![1.0, -2.5, 3.0, 0.0, f32::MAX, 1e-30]).unwrap();
         let limits = Limits::default();
-        assert_eq!(to_f32(&from_f32("a", &a), "a", source(&limits)).unwrap(), a);
+        assert_eq!(to_f32(&from_f32("a", &a).unwrap(), "a", source(&limits)).unwrap(), a);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.pb");
         write_file(&path, "a", &a).unwrap();
         assert_eq!(read_file(&path, &limits).unwrap(), ("a".to_string(), a));
+    }
+
+    #[test]
+    fn exported_data_is_copied_into_memory_reserved_fallibly() {
+        assert_eq!(le_bytes("t", [1.0f32, -2.0].into_iter()).unwrap(), [0, 0, 128, 63, 0, 0, 0, 192]);
+        // 2⁴⁰ values (4 TiB as bytes), yielded lazily: the copy is refused before anything is produced.
+        let err = le_bytes("w", std::iter::repeat_n(0.0, 1 << 40)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "tensor `w`: cannot allocate 1099511627776 elements (4398046511104 bytes): the system refused the memory"
+        );
+        let err = le_bytes("w", std::iter::repeat_n(0.0, usize::MAX / 2)).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("tensor `w`: cannot allocate {} elements", usize::MAX / 2)), "{err}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn array(dims: &[usize], values: Vec<f32>) -> ArrayD<f32> {
 }
 
 fn weights(name: &str, dims: &[usize], values: Vec<f32>) -> TensorProto {
-    tensor::from_f32(name, &array(dims, values))
+    tensor::from_f32(name, &array(dims, values)).unwrap()
 }
 
 fn model(

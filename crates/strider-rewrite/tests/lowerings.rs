@@ -133,7 +133,7 @@ fn check_lowered(
         prop_assert_eq!(remaining, 0, "{} left a ConvTranspose:\n{}", family, describe(&lowered));
     }
     let mut inputs = HashMap::new();
-    feeds::fill_missing(&original, c.seed, &mut inputs);
+    feeds::fill_missing(&original, c.seed, &mut inputs).unwrap();
     let (want, got) = (outputs(&original, &inputs), outputs(&lowered, &inputs));
     prop_assert_eq!(want.shape(), got.shape());
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -238,7 +238,7 @@ proptest! {
         let folded = extract_graph(&saturated, &original, &model, &Limits::default(), None).unwrap().0;
         prop_assert!(folded.nodes().all(|(_, n)| !matches!(n.op, Op::BatchNormalization(_))), "{}", describe(&folded));
         let mut inputs = HashMap::new();
-        feeds::fill_missing(&original, c.seed, &mut inputs);
+        feeds::fill_missing(&original, c.seed, &mut inputs).unwrap();
         let (want, got) = (outputs(&original, &inputs), outputs(&folded, &inputs));
         let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let worst = want.iter().zip(got.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);

@@ -89,7 +89,7 @@ fn verify(rule: &str, original: &Graph, base: &dyn CostModel, avoid: &[&str]) {
     let ops = |g: &Graph| g.nodes().map(|(_, n)| n.op.name()).collect::<Vec<_>>();
     assert_ne!(ops(&rewritten), ops(original), "{rule} did not fire");
     let mut inputs = HashMap::new();
-    feeds::fill_missing(original, 9, &mut inputs);
+    feeds::fill_missing(original, 9, &mut inputs).unwrap();
     let (want, got) = (run(original, &inputs).unwrap(), run(&rewritten, &inputs).unwrap());
     for ((_, a), (_, b)) in want.iter().zip(&got) {
         assert_eq!(a.shape(), b.shape(), "{rule}");

@@ -4,11 +4,13 @@ mod commands;
 mod diagnostic;
 mod exit;
 mod model_files;
+mod stdio;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use miette::IntoDiagnostic;
 use strider_check::numbers::{bytes, count, grouped};
 use strider_ir::Limits;
 use strider_rewrite::{RunLimits, Strategy};
@@ -534,14 +536,6 @@ impl ExportArgs {
     }
 }
 
-/// Prints a report as `--json` does in every command: one pretty-printed object on stdout.
-fn print_json(report: &impl serde::Serialize) -> miette::Result<()> {
-    let text =
-        serde_json::to_string_pretty(report).map_err(|e| miette::miette!("cannot write the report as JSON: {e}"))?;
-    println!("{text}");
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Long messages stay on one line so that they can be searched and compared.
@@ -562,9 +556,9 @@ fn main() -> ExitCode {
                 };
                 let report = commands::run::run(&g, &options)?;
                 if json {
-                    print_json(&report)?;
+                    stdio::print_json(&report)?;
                 } else {
-                    print!("{}", commands::run::render(&report));
+                    stdio::print(&commands::run::render(&report))?;
                 }
                 report.verdict()
             })
@@ -573,7 +567,7 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             model_files::save(&graph, &output, &export.options(model.limits()))?;
             let nodes = count(graph.nodes().count() as u128, "node");
-            println!("model `{}`: {nodes}, written to {}", graph.name(), output.display());
+            stdio::print(&format!("model `{}`: {nodes}, written to {}\n", graph.name(), output.display()))?;
             Ok(())
         })(),
         Command::Bench {
@@ -598,7 +592,7 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
-            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds).into_diagnostic()?;
             commands::run::warn_non_finite(&graph, &feeds);
             let stop = match runs {
                 Some(n) => strider_check::bench::Stop::Runs(n.max(1)),
@@ -619,9 +613,9 @@ fn main() -> ExitCode {
             };
             let outcome = commands::bench::run(&graph, &feeds, &args, &model.limits())?;
             if json {
-                print_json(&outcome)?;
+                stdio::print_json(&outcome)?;
             } else {
-                print!("{}", commands::bench::render(&outcome));
+                stdio::print(&commands::bench::render(&outcome))?;
             }
             Ok(())
         })(),
@@ -643,12 +637,7 @@ fn main() -> ExitCode {
                     tuning: tuning_use,
                     ..commands::optimize::optimize(&graph, &opts, &model.limits())?
                 };
-                if json {
-                    print_json(&report)
-                } else {
-                    print!("{}", commands::optimize::render(&report));
-                    Ok(())
-                }
+                if json { stdio::print_json(&report) } else { stdio::print(&commands::optimize::render(&report)) }
             })()
         }
         Command::Calibrate { output, time, json, threads } => (|| {
@@ -662,10 +651,10 @@ fn main() -> ExitCode {
             let calibration = commands::calibrate::run(&opts)?;
             commands::calibrate::write(&calibration, &output)?;
             if json {
-                print_json(&calibration)?;
+                stdio::print_json(&calibration)?;
             } else {
-                print!("{}", commands::calibrate::render(&calibration));
-                println!("written to {}", output.display());
+                stdio::print(&commands::calibrate::render(&calibration))?;
+                stdio::print(&format!("written to {}\n", output.display()))?;
             }
             Ok(())
         })(),
@@ -681,19 +670,18 @@ fn main() -> ExitCode {
                 let (_, nodes) = commands::tune::fill(&graph, db, &opts, &prior)?;
                 let model = commands::tune::TunedModel { model: graph.name().to_string(), nodes };
                 if !json {
-                    print!("{}", commands::tune::render(&model));
+                    stdio::print(&commands::tune::render(&model))?;
                 }
                 tuned.push(model);
             }
             if json {
-                print_json(&commands::tune::TuneReport { models: tuned })?;
+                stdio::print_json(&commands::tune::TuneReport { models: tuned })?;
             }
             Ok(())
         })(),
         Command::Explore { model, matrix: Some(node), matrix_out, max_matrix_nnz, .. } => (|| {
             let graph = model.load()?;
-            print!("{}", commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?);
-            Ok(())
+            stdio::print(&commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?)
         })(),
         Command::Explore { model, targets, json, tuning, saturation, .. } => (|| {
             let graph = model.load()?;
@@ -709,9 +697,9 @@ fn main() -> ExitCode {
             let exploration =
                 commands::explore::run(&graph, &targets, measured.as_deref(), &run_limits, &model.limits());
             if json {
-                print_json(&exploration)?;
+                stdio::print_json(&exploration)?;
             } else {
-                print!("{}", commands::explore::render(&exploration));
+                stdio::print(&commands::explore::render(&exploration))?;
             }
             Ok(())
         })(),
@@ -732,7 +720,7 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
-            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds);
+            strider_interp::feeds::fill_missing(&graph, seed, &mut feeds).into_diagnostic()?;
             let targets = load_targets(&targets)?;
             let args = commands::check::CheckArgs {
                 tolerance: strider_check::Tolerance { atol, rtol },
@@ -746,9 +734,9 @@ fn main() -> ExitCode {
             };
             let report = commands::check::run(&graph, &feeds, &args, &model.limits())?;
             if json {
-                print_json(&report)?;
+                stdio::print_json(&report)?;
             } else {
-                print!("{}", commands::check::render(&report));
+                stdio::print(&commands::check::render(&report))?;
             }
             if report.pass() {
                 Ok(())
@@ -783,33 +771,24 @@ fn main() -> ExitCode {
                 targets: &targets,
             };
             let outcome = commands::study::run(&input, &out, &limits, &args)?;
-            if json {
-                print_json(&outcome)
-            } else {
-                print!("{}", commands::study::render(&outcome));
-                Ok(())
-            }
+            if json { stdio::print_json(&outcome) } else { stdio::print(&commands::study::render(&outcome)) }
         })(),
         Command::Info { model, json } => model.load().and_then(|g| {
             let info = commands::info::ModelInfo::of(&g);
-            if json {
-                print_json(&info)
-            } else {
-                print!("{}", commands::info::render(&g, &info));
-                Ok(())
-            }
+            if json { stdio::print_json(&info) } else { stdio::print(&commands::info::render(&g, &info)) }
         }),
-        Command::Dot { model, egraph: false, .. } => model.load().map(|g| print!("{}", commands::dot::render(&g))),
+        Command::Dot { model, egraph: false, .. } => {
+            model.load().and_then(|g| stdio::print(&commands::dot::render(&g)))
+        }
         Command::Dot { model, egraph: true, saturation } => (|| {
             let graph = model.load()?;
-            print!("{}", commands::dot::render_egraph(&graph, &saturation.limits()?)?);
-            Ok(())
+            stdio::print(&commands::dot::render_egraph(&graph, &saturation.limits()?)?)
         })(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
-            eprintln!("{report:?}");
+            stdio::eprint_line(&format!("{report:?}"));
             ExitCode::from(exit::code(&report))
         }
     }

@@ -135,7 +135,7 @@ pub fn given_inputs(graph: &Graph, pairs: &[String]) -> miette::Result<HashMap<S
 /// Tells about graph inputs and initializers holding NaN or infinities: their outputs will too.
 pub fn warn_non_finite(graph: &Graph, inputs: &HashMap<String, ArrayD<f32>>) {
     for found in feeds::non_finite(graph, inputs) {
-        eprintln!("warning: {found}");
+        crate::stdio::eprint_line(&format!("warning: {found}"));
     }
 }
 
@@ -206,7 +206,7 @@ pub struct RunReport {
 /// comes back even when a comparison fails (then [`RunReport::verdict`] is an error).
 pub fn run(graph: &Graph, opts: &RunOptions) -> miette::Result<RunReport> {
     let mut inputs = given_inputs(graph, &opts.inputs)?;
-    let seeded = feeds::fill_missing(graph, opts.seed, &mut inputs);
+    let seeded = feeds::fill_missing(graph, opts.seed, &mut inputs).into_diagnostic()?;
     let input_reports = graph
         .inputs()
         .iter()

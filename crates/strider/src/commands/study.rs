@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use miette::miette;
+use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
 use strider_check::study::{Study, StudyOptions, Sweep, markdown, study_model, study_sweep, write_report};
 use strider_ir::Limits;
@@ -75,16 +75,20 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     let mut progress = |message: &str| bar.set_message(message.to_string());
     let mut left_out = Vec::new();
-    let study = if text.contains("vary:") {
-        let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
-        let (study, refused) = study_sweep(&sweep, &opts, &mut progress);
-        left_out.extend(refused);
-        study
-    } else {
-        let graph = crate::model_files::load(path, limits, &Default::default())?;
-        study_model(&graph, &opts, &mut progress)
-    };
+    // The spinner is cleared before an error is reported too.
+    let study = (|| {
+        if text.contains("vary:") {
+            let sweep = Sweep::from_ron(&text).map_err(|e| miette!("{}:{e}", path.display()))?;
+            let (study, refused) = study_sweep(&sweep, &opts, &mut progress);
+            left_out.extend(refused);
+            Ok(study)
+        } else {
+            let graph = crate::model_files::load(path, limits, &Default::default())?;
+            study_model(&graph, &opts, &mut progress).into_diagnostic()
+        }
+    })();
     bar.finish_and_clear();
+    let study = study?;
     let files = write_report(&study, out).map_err(|e| miette!("{e}"))?;
     Ok(StudyOutcome { study, left_out, written_to: out.to_path_buf(), files })
 }
