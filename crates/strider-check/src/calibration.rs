@@ -1,8 +1,8 @@
 //! `strider calibrate`: fits a CPU profile to this machine. A fixed set of transposed-convolution
 //! layers (chosen to cover every kernel of the engine, and distinct from the benchmark layers the
 //! profile is judged on) is timed in every form; each form's time is modelled as a sum over its ops of
-//! `per_flop · FLOPs + per_byte · bytes + per_call` of the kernel each op runs on
-//! ([`kernel_work`]), and the factors are fitted by non-negative least squares on relative error.
+//! `per_flop · FLOPs + per_byte · bytes + per_call` of the kernel each op runs on ([`engine_work`],
+//! fused steps included), and the factors are fitted by non-negative least squares on relative error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
