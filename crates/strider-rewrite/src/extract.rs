@@ -535,7 +535,7 @@ mod tests {
     use crate::strategy::Strategy;
 
     /// Costs by op name; leaves are free and unlisted ops unsupported.
-    struct Table(&'static [(&'static str, f64)]);
+    pub(super) struct Table(pub(super) &'static [(&'static str, f64)]);
 
     impl CostModel for Table {
         fn op_cost(&self, op: &crate::cost::OpInstance) -> Option<f64> {
@@ -553,7 +553,7 @@ mod tests {
     const TABLE: Table = Table(&[("Tanh", 10.0), ("Relu", 1.0), ("Sigmoid", 1.0), ("Add", 1.0), ("Mul", 15.0)]);
 
     /// An e-graph with one input `x` of shape [1, 2, 4, 4].
-    fn egraph_with_input() -> (TensorGraph, Id) {
+    pub(super) fn egraph_with_input() -> (TensorGraph, Id) {
         let mut analysis = Tensors::default();
         analysis.inputs.insert(Symbol::from("x"), Shape(vec![1, 2, 4, 4]));
         let mut egraph = TensorGraph::new(analysis);
@@ -561,12 +561,12 @@ mod tests {
         (egraph, x)
     }
 
-    fn op(egraph: &mut TensorGraph, op: Op, inputs: &[Id], name: &str) -> Id {
+    pub(super) fn op(egraph: &mut TensorGraph, op: Op, inputs: &[Id], name: &str) -> Id {
         add_op(egraph, op, inputs, name).unwrap()
     }
 
     /// The cost of `choice` computed from scratch: each class reachable from `roots` counted once.
-    fn dag_cost(egraph: &TensorGraph, roots: &[Id], choice: &HashMap<Id, Node>, model: &dyn CostModel) -> f64 {
+    pub(super) fn dag_cost(egraph: &TensorGraph, roots: &[Id], choice: &HashMap<Id, Node>, model: &dyn CostModel) -> f64 {
         let (mut stack, mut seen, mut total) = (roots.to_vec(), HashSet::new(), 0.0);
         while let Some(id) = stack.pop() {
             let id = egraph.find(id);
@@ -579,7 +579,7 @@ mod tests {
     }
 
     /// ConvTranspose k4 s2 p1 then Conv k4 s2 p1, `blocks` times, 4 → 4 channels.
-    fn chain(blocks: usize) -> Graph {
+    pub(super) fn chain(blocks: usize) -> Graph {
         let mut b = GraphBuilder::new("chain", Limits::default());
         b.input("v0", vec![1, 4, 6, 6]);
         for i in 0..2 * blocks {
@@ -597,7 +597,7 @@ mod tests {
         b.finish().unwrap()
     }
 
-    fn npu() -> Target {
+    pub(super) fn npu() -> Target {
         let supported = ["Conv", "MatMul", "Add", "Reshape", "Transpose", "Pad", "Slice", "DepthToSpace", "ZeroInsert"];
         Target {
             name: "npu".into(),

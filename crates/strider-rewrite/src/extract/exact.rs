@@ -138,7 +138,7 @@ fn solve(
         },
         None => None,
     };
-    let program = Program::new(flat, &kept, seed, bound);
+    let program = Program::new(flat, roots, &kept, seed, bound);
     let mut problem = program.variables.minimise(program.objective).using(microlp);
     if let Some(left) = time_left {
         problem = problem.with_time_limit(left.as_secs_f64());
@@ -220,7 +220,7 @@ struct Program {
 }
 
 impl Program {
-    fn new(flat: &Flat, kept: &[bool], seed: &[usize], bound: f64) -> Program {
+    fn new(flat: &Flat, roots: &[usize], kept: &[bool], seed: &[usize], bound: f64) -> Program {
         let mut variables = ProblemVariables::new();
         let mut seeded = vec![false; flat.own.len()];
         for &n in seed {
@@ -242,7 +242,7 @@ impl Program {
         let picks = |class: usize| -> Expression { flat.nodes_of(class).filter_map(|n| x[n]).sum() };
         let mut constraints = Vec::new();
         for class in (0..flat.classes.len()).filter(|&c| live[c]) {
-            constraints.push(picks(class).leq(1.0));
+            constraints.push(if roots.contains(&class) { picks(class).eq(1.0) } else { picks(class).leq(1.0) });
         }
         for (n, x) in x.iter().enumerate() {
             for &child in x.map_or(&[][..], |_| flat.children_of(n)) {
@@ -313,5 +313,210 @@ impl Cycles {
             }
         }
         Cycles { group, size, at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use egg::Language;
+    use proptest::prelude::*;
+    use strider_ir::Op;
+    use strider_ir::op::ConcatAttrs;
+
+    use super::*;
+    use crate::extract::extract;
+    use crate::extract::tests::{Table, dag_cost, egraph_with_input, op};
+    use crate::lang::Node;
+
+    /// y = Concat(a, b), where a = Relu(s) or x + x, b = Sigmoid(s) or x · x, and s = Tanh(x).
+    ///
+    /// Greedy settles each class on its own cheapest set and never revisits it: for `a` alone, x + x
+    /// (8) beats Relu(s) (1 + 10), and likewise for `b`, so y costs 1 + 8 + 8 = 17. Sharing `s` between
+    /// the two — worth it only when both read it — costs 1 + 1 + 1 + 10 = 13, which the program finds.
+    fn shared_only_pays_off_together() -> (TensorGraph, Id) {
+        let (mut egraph, x) = egraph_with_input();
+        let s = op(&mut egraph, Op::Tanh, &[x], "s");
+        let a = op(&mut egraph, Op::Relu, &[s], "a");
+        let b = op(&mut egraph, Op::Sigmoid, &[s], "b");
+        let sum = op(&mut egraph, Op::Add, &[x, x], "sum");
+        let product = op(&mut egraph, Op::Mul, &[x, x], "product");
+        egraph.union(a, sum);
+        egraph.union(b, product);
+        let y = op(&mut egraph, Op::Concat(ConcatAttrs { axis: 1 }), &[a, b], "y");
+        egraph.rebuild();
+        (egraph, y)
+    }
+
+    const SHARING: Table =
+        Table(&[("Tanh", 10.0), ("Relu", 1.0), ("Sigmoid", 1.0), ("Add", 8.0), ("Mul", 8.0), ("Concat", 1.0)]);
+
+    #[test]
+    fn the_program_shares_a_value_greedy_does_not() {
+        let (egraph, y) = shared_only_pays_off_together();
+        let greedy = extract(&egraph, &[y], &SHARING, None).unwrap();
+        assert_eq!(greedy.cost, 17.0);
+        let exact = extract_exact(&egraph, &[y], &SHARING, None, MAX_NODES).unwrap();
+        assert_eq!(exact.fallback, None);
+        assert_eq!((exact.extraction.cost, exact.greedy_cost), (13.0, 17.0));
+        assert_eq!(dag_cost(&egraph, &[y], &exact.extraction.choice, &SHARING), 13.0);
+        let chosen: HashSet<String> = exact.extraction.choice.values().map(|n| n.to_string()).collect();
+        assert!(chosen.contains("Tanh") && chosen.contains("Relu") && chosen.contains("Sigmoid"), "{chosen:?}");
+        assert!(!chosen.contains("Add") && !chosen.contains("Mul"), "{chosen:?}");
+    }
+
+    #[test]
+    fn a_program_over_the_limit_keeps_greedy_and_says_why() {
+        let (egraph, y) = shared_only_pays_off_together();
+        let exact = extract_exact(&egraph, &[y], &SHARING, None, 3).unwrap();
+        assert!(matches!(exact.fallback, Some(Fallback::TooBig { limit: 3, .. })), "{:?}", exact.fallback);
+        assert_eq!((exact.extraction.cost, exact.greedy_cost), (17.0, 17.0));
+    }
+
+    #[test]
+    fn a_deadline_already_past_keeps_greedy_and_says_why() {
+        let (egraph, y) = shared_only_pays_off_together();
+        let exact = extract_exact(&egraph, &[y], &SHARING, Some(Instant::now()), MAX_NODES).unwrap();
+        assert_eq!(exact.fallback, Some(Fallback::Deadline));
+        assert_eq!(exact.extraction.cost, exact.greedy_cost);
+        assert_eq!(dag_cost(&egraph, &[y], &exact.extraction.choice, &SHARING), exact.greedy_cost);
+    }
+
+    #[test]
+    fn an_output_nothing_supports_is_the_same_error_as_greedy() {
+        let (egraph, y) = shared_only_pays_off_together();
+        let refusing = Table(&[("Relu", 1.0)]);
+        let greedy = extract(&egraph, &[y], &refusing, None).unwrap_err().to_string();
+        let exact = extract_exact(&egraph, &[y], &refusing, None, MAX_NODES).unwrap_err().to_string();
+        assert_eq!(exact, greedy);
+    }
+
+    /// Costs per e-node (`None`: unsupported), for random e-graphs.
+    struct PerNode(HashMap<Node, Option<f64>>);
+
+    impl CostModel for PerNode {
+        fn op_cost(&self, _: &crate::cost::OpInstance) -> Option<f64> {
+            None
+        }
+
+        fn node_cost(&self, _: &TensorGraph, node: &Node) -> Option<f64> {
+            self.0.get(node).copied().flatten()
+        }
+    }
+
+    /// The cheapest acyclic choice for `roots`, by trying every choice of one node per class.
+    fn brute_force(egraph: &TensorGraph, roots: &[Id], model: &PerNode) -> Option<f64> {
+        let classes: Vec<Id> = egraph.classes().map(|c| c.id).collect();
+        let sizes: Vec<usize> = classes.iter().map(|&c| egraph[c].nodes.len()).collect();
+        let mut pick = vec![0; classes.len()];
+        let mut best: Option<f64> = None;
+        loop {
+            let choice: HashMap<Id, &Node> =
+                classes.iter().zip(&pick).map(|(&c, &i)| (c, &egraph[c].nodes[i])).collect();
+            best = match (dag_cost_if_acyclic(egraph, roots, &choice, model), best) {
+                (Some(c), Some(b)) => Some(c.min(b)),
+                (c, b) => c.or(b),
+            };
+            // The next choice, as a mixed-radix counter.
+            let Some(i) = (0..pick.len()).find(|&i| pick[i] + 1 < sizes[i]) else { return best };
+            pick[i] += 1;
+            pick[..i].iter_mut().for_each(|p| *p = 0);
+        }
+    }
+
+    fn dag_cost_if_acyclic(
+        egraph: &TensorGraph,
+        roots: &[Id],
+        choice: &HashMap<Id, &Node>,
+        model: &PerNode,
+    ) -> Option<f64> {
+        fn visit(
+            egraph: &TensorGraph,
+            class: Id,
+            choice: &HashMap<Id, &Node>,
+            model: &PerNode,
+            open: &mut HashSet<Id>,
+            done: &mut HashSet<Id>,
+        ) -> Option<f64> {
+            if done.contains(&class) {
+                return Some(0.0);
+            }
+            if !open.insert(class) {
+                return None;
+            }
+            let node = choice[&class];
+            let mut cost = model.node_cost(egraph, node)?;
+            for &child in node.children() {
+                cost += visit(egraph, egraph.find(child), choice, model, open, done)?;
+            }
+            open.remove(&class);
+            done.insert(class);
+            Some(cost)
+        }
+        let (mut open, mut done, mut total) = (HashSet::new(), HashSet::new(), 0.0);
+        for &root in roots {
+            total += visit(egraph, egraph.find(root), choice, model, &mut open, &mut done)?;
+        }
+        Some(total)
+    }
+
+    /// A random e-graph over one input: `steps` unary or binary ops on earlier values, then `unions`
+    /// of pairs of values (which can make cycles), with a cost per e-node from `costs` (cost 9 means
+    /// unsupported).
+    fn random_egraph(steps: &[(u8, usize, usize)], unions: &[(usize, usize)], costs: &[u8]) -> (TensorGraph, Vec<Id>, PerNode) {
+        let (mut egraph, x) = egraph_with_input();
+        let mut values = vec![x];
+        for (i, &(kind, a, b)) in steps.iter().enumerate() {
+            let (a, b) = (values[a % values.len()], values[b % values.len()]);
+            let (o, inputs) = match kind % 5 {
+                0 => (Op::Relu, vec![a]),
+                1 => (Op::Sigmoid, vec![a]),
+                2 => (Op::Tanh, vec![a]),
+                3 => (Op::Add, vec![a, b]),
+                _ => (Op::Mul, vec![a, b]),
+            };
+            values.push(op(&mut egraph, o, &inputs, &format!("v{i}")));
+        }
+        for &(a, b) in unions {
+            egraph.union(values[a % values.len()], values[b % values.len()]);
+        }
+        egraph.rebuild();
+        let mut model = HashMap::new();
+        let nodes = egraph.classes().flat_map(|c| c.nodes.iter());
+        for (i, node) in nodes.enumerate() {
+            let cost = costs[i % costs.len()];
+            model.insert(node.clone(), (cost != 9).then_some(f64::from(cost)));
+        }
+        let roots = vec![values[values.len() - 1], values[values.len() / 2]];
+        (egraph, roots, PerNode(model))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The program's optimum is the brute-force optimum, never dearer than greedy, and fails
+        /// exactly when no acyclic supported choice exists.
+        #[test]
+        fn exact_is_the_brute_force_optimum(
+            steps in prop::collection::vec((0u8..5, 0usize..8, 0usize..8), 1..6),
+            unions in prop::collection::vec((0usize..8, 0usize..8), 0..3),
+            costs in prop::collection::vec(0u8..10, 1..12),
+        ) {
+            let (egraph, roots, model) = random_egraph(&steps, &unions, &costs);
+            let best = brute_force(&egraph, &roots, &model);
+            let exact = extract_exact(&egraph, &roots, &model, None, MAX_NODES);
+            match (best, exact) {
+                (Some(best), Ok(exact)) => {
+                    prop_assert_eq!(exact.fallback, None);
+                    prop_assert!((exact.extraction.cost - best).abs() < 1e-9, "exact {} vs brute force {best}", exact.extraction.cost);
+                    prop_assert!(exact.extraction.cost <= exact.greedy_cost + 1e-9);
+                    let choice: HashMap<Id, &Node> = exact.extraction.choice.iter().map(|(&c, n)| (c, n)).collect();
+                    prop_assert_eq!(dag_cost_if_acyclic(&egraph, &roots, &choice, &model), Some(exact.extraction.cost));
+                }
+                (None, Err(_)) => {}
+                (best, exact) => prop_assert!(false, "brute force {best:?}, exact {:?}", exact.map(|e| e.extraction.cost)),
+            }
+        }
     }
 }
