@@ -10,8 +10,8 @@ use strider_ir::{Graph, Limits, Op};
 
 use crate::analysis::Declined;
 use crate::cost::{CostModel, Feasible, instances, price};
-use crate::isolate::{Form, in_form_noting_declined, isolate};
 use crate::extract::Extractor;
+use crate::isolate::{Form, in_form_noting_declined, isolate};
 use crate::pipeline::{ExtractionSummary, IterationSize, RunLimits, extract_with, saturate};
 use crate::strategy::Strategy;
 

@@ -566,7 +566,12 @@ mod tests {
     }
 
     /// The cost of `choice` computed from scratch: each class reachable from `roots` counted once.
-    pub(super) fn dag_cost(egraph: &TensorGraph, roots: &[Id], choice: &HashMap<Id, Node>, model: &dyn CostModel) -> f64 {
+    pub(super) fn dag_cost(
+        egraph: &TensorGraph,
+        roots: &[Id],
+        choice: &HashMap<Id, Node>,
+        model: &dyn CostModel,
+    ) -> f64 {
         let (mut stack, mut seen, mut total) = (roots.to_vec(), HashSet::new(), 0.0);
         while let Some(id) = stack.pop() {
             let id = egraph.find(id);

@@ -138,14 +138,8 @@ pub fn optimize(graph: &Graph, model: &dyn CostModel, opts: &OptimizeOptions) ->
     let started = Instant::now();
     let feasible = Feasible { inner: model, max_elements: opts.limits.max_elements };
     let extracting = opts.strategy.model(&feasible);
-    let (mut optimized, extraction) = extract_graph_with(
-        &saturated,
-        graph,
-        extracting.as_ref(),
-        &opts.limits,
-        saturated.deadline,
-        opts.extractor,
-    )?;
+    let (mut optimized, extraction) =
+        extract_graph_with(&saturated, graph, extracting.as_ref(), &opts.limits, saturated.deadline, opts.extractor)?;
     if opts.fold_constants {
         optimized = strider_interp::fold::fold_constants(&optimized, &opts.limits)?;
     }

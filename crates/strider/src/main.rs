@@ -497,7 +497,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 #[derive(Args)]
 struct ExtractorArgs {
     /// How the cheapest graph is extracted: greedy (DAG-aware, about linear time), or exact (an
-    /// integer program solved to optimality, for e-graphs of at most 3,000 e-nodes after pruning;
+    /// integer program solved to optimality, for e-graphs of at most 5,000 e-nodes after pruning;
     /// otherwise, or past --time-limit, greedy's choice with the reason). Exact reports the greedy
     /// cost beside its own.
     #[arg(long = "extractor", default_value = "greedy", value_name = "greedy|exact", value_parser = parse_extractor)]
@@ -650,34 +650,32 @@ fn main() -> ExitCode {
             tuning,
             export,
             saturation,
-        } => {
-            (|| {
-                let graph = model.load()?;
-                let run_limits = saturation.limits()?;
-                let mut cost = commands::optimize::CostChoice::parse(&cost)?;
-                let mut tuning_use = None;
-                if let Some(db) = &tuning.tuning_db {
-                    let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
-                    tuning_use = Some(used);
-                    cost = measured;
-                }
-                let export = export.options(model.limits());
-                let opts = commands::optimize::OptimizeOptions {
-                    cost,
-                    strategy,
-                    extractor,
-                    fold_constants,
-                    run_limits,
-                    output,
-                    export,
-                };
-                let report = commands::optimize::OptimizeReport {
-                    tuning: tuning_use,
-                    ..commands::optimize::optimize(&graph, &opts, &model.limits())?
-                };
-                if json { stdio::print_json(&report) } else { stdio::print(&commands::optimize::render(&report)) }
-            })()
-        }
+        } => (|| {
+            let graph = model.load()?;
+            let run_limits = saturation.limits()?;
+            let mut cost = commands::optimize::CostChoice::parse(&cost)?;
+            let mut tuning_use = None;
+            if let Some(db) = &tuning.tuning_db {
+                let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
+                tuning_use = Some(used);
+                cost = measured;
+            }
+            let export = export.options(model.limits());
+            let opts = commands::optimize::OptimizeOptions {
+                cost,
+                strategy,
+                extractor,
+                fold_constants,
+                run_limits,
+                output,
+                export,
+            };
+            let report = commands::optimize::OptimizeReport {
+                tuning: tuning_use,
+                ..commands::optimize::optimize(&graph, &opts, &model.limits())?
+            };
+            if json { stdio::print_json(&report) } else { stdio::print(&commands::optimize::render(&report)) }
+        })(),
         Command::Calibrate { output, time, json, threads } => (|| {
             let min_time = std::time::Duration::try_from_secs_f64(time)
                 .map_err(|_| miette::miette!("--time must be a non-negative number of seconds"))?;
@@ -721,7 +719,9 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             stdio::print(&commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?)
         })(),
-        Command::Explore { model, targets, json, extractor: ExtractorArgs { extractor }, tuning, saturation, .. } => (|| {
+        Command::Explore {
+            model, targets, json, extractor: ExtractorArgs { extractor }, tuning, saturation, ..
+        } => (|| {
             let graph = model.load()?;
             let targets = load_targets(&targets)?;
             let run_limits = saturation.limits()?;

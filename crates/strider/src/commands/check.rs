@@ -10,9 +10,9 @@ use strider_check::numbers::{count, si};
 use strider_check::table::{Align, Table};
 use strider_check::{Options, Report, Scope, Tolerance, check, default_rules};
 use strider_ir::{Graph, Limits};
-use strider_rewrite::{Extractor, RunLimits};
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::NamedModel;
+use strider_rewrite::{Extractor, RunLimits};
 
 /// Options of `strider check`.
 pub struct CheckArgs<'a> {

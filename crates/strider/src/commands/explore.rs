@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use strider_check::numbers::{bytes, count, grouped, si};
 use strider_check::table::{Align, Table};
 use strider_ir::{Graph, Limits};
-use strider_rewrite::{Extractor, RunLimits};
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
+use strider_rewrite::{Extractor, RunLimits};
 
 use crate::exit::Usage;
 
