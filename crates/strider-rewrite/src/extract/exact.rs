@@ -181,16 +181,17 @@ fn prune(flat: &Flat, roots: &[usize], bound: f64) -> Vec<bool> {
                 && !flat.children_of(n).contains(&class)
         })
         .collect();
+    // A class left without a kept node takes its readers with it, and so on up.
     let mut alive: Vec<bool> = (0..flat.classes.len()).map(|c| flat.nodes_of(c).any(|n| kept[n])).collect();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for n in 0..kept.len() {
-            if kept[n] && flat.children_of(n).iter().any(|&k| !alive[k]) {
-                kept[n] = false;
-                changed = true;
-                let class = flat.node_class[n];
-                alive[class] = flat.nodes_of(class).any(|m| kept[m]);
+    let mut dead: Vec<usize> = (0..flat.classes.len()).filter(|&c| !alive[c]).collect();
+    while let Some(class) = dead.pop() {
+        for &reader in flat.parents_of(class) {
+            if std::mem::replace(&mut kept[reader], false) {
+                let above = flat.node_class[reader];
+                if alive[above] && !flat.nodes_of(above).any(|m| kept[m]) {
+                    alive[above] = false;
+                    dead.push(above);
+                }
             }
         }
     }
