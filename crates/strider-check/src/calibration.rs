@@ -266,7 +266,45 @@ fn fit(base: &Target, timed: &[(String, String, Graph, f64)], threads: usize) ->
         flop_factor: BTreeMap::new(),
         byte_cost: 0.0,
         kernels,
+        kernels_by_threads: BTreeMap::new(),
     }
+}
+
+/// Fits taken at several thread counts, merged into one profile.
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadCalibration {
+    /// The merged profile: `kernels` from the first count, every count's table in
+    /// `kernels_by_threads` (see [`Target::for_threads`]).
+    pub target: Target,
+    /// Each count's own fit, in the order the counts were given.
+    pub fits: Vec<(usize, Calibration)>,
+}
+
+/// [`calibrate`] at each of `counts` threads (0: one per core) in turn, merged into one profile.
+pub fn calibrate_per_threads(
+    base: &Target,
+    counts: &[usize],
+    opts: &CalibrateOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ThreadCalibration, strider_interp::ExecError> {
+    let mut fits = Vec::new();
+    for &count in counts {
+        let threads = if count == 0 { rayon::current_num_threads() } else { count };
+        let mut tell = |message: &str| progress(&format!("{threads} thread(s): {message}"));
+        fits.push((threads, calibrate(base, &CalibrateOptions { threads, ..*opts }, &mut tell)?));
+    }
+    Ok(merged(base, fits))
+}
+
+/// One profile from fits at several thread counts (a single fit is kept as it is).
+fn merged(base: &Target, fits: Vec<(usize, Calibration)>) -> ThreadCalibration {
+    let mut target = fits.first().map_or_else(|| base.clone(), |(_, c)| c.target.clone());
+    if fits.len() > 1 {
+        let counts: Vec<String> = fits.iter().map(|(t, _)| t.to_string()).collect();
+        target.name = format!("cpu ({}, {}, {} threads)", cpu_model(), simd_level(), counts.join(", "));
+        target.kernels_by_threads = fits.iter().map(|(t, c)| (*t, c.target.kernels.clone())).collect();
+    }
+    ThreadCalibration { target, fits }
 }
 
 /// Non-negative θ minimising Σ ((rows·θ − t) / t)²: each row scaled by its time, so that a fast form
@@ -412,6 +450,30 @@ mod tests {
         let back = Target::from_ron(&text).unwrap();
         assert_eq!(back.kernels, c.target.kernels);
         assert!(c.median_relative_error < 1.0, "{}", c.median_relative_error);
+    }
+
+    /// Fits at 1 and 2 threads merge into one profile that prices each count with its own table.
+    #[test]
+    fn fits_at_two_thread_counts_merge_into_one_profile() {
+        let graphs =
+            [seeded_layer("a", &[1, 16, 8, 8], &[16, 8, 4, 4], &attrs(&[2, 2], &[1, 1, 1, 1], &[], &[], 1)).unwrap()];
+        let base = Target::from_ron(include_str!("../../../examples/targets/cpu.ron")).unwrap();
+        let fits: Vec<(usize, Calibration)> = [1, 2]
+            .into_iter()
+            .map(|threads| {
+                let opts = CalibrateOptions { threads, min_time: Duration::ZERO, run_limits: RunLimits::default() };
+                (threads, calibrate_on(&graphs, &base, &opts, &mut |_| {}).unwrap())
+            })
+            .collect();
+        let merged = merged(&base, fits.clone());
+        assert_eq!(merged.target.kernels_by_threads.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(merged.target.kernels, fits[0].1.target.kernels);
+        for (threads, fit) in &fits {
+            assert_eq!(merged.target.for_threads(*threads).kernels, fit.target.kernels);
+        }
+        assert!(merged.target.name.ends_with("1, 2 threads)"), "{}", merged.target.name);
+        let single = super::merged(&base, fits[..1].to_vec());
+        assert!(single.target.kernels_by_threads.is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod memory;
 pub mod plan;
+pub mod streaming;
 
 use std::collections::HashMap;
 

@@ -193,6 +193,11 @@ pub struct Target {
     /// ([`kernel_work`]) instead of `flop_factor` and `byte_cost`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kernels: BTreeMap<Kernel, KernelCost>,
+    /// Kernel costs fitted at several thread counts (`strider calibrate --threads 1,2`): kernels
+    /// scale differently with threads (a large GEMM halves, a small copy does not), so one table
+    /// cannot price every count. [`Target::for_threads`] picks one into `kernels`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernels_by_threads: BTreeMap<usize, BTreeMap<Kernel, KernelCost>>,
 }
 
 /// The cost of one engine kernel: `per_flop · FLOPs + per_byte · bytes moved + per_call`.
@@ -211,6 +216,20 @@ impl Target {
     /// Parses a target profile.
     pub fn from_ron(text: &str) -> Result<Target, ron::error::SpannedError> {
         ron::from_str(text)
+    }
+
+    /// The profile for runs on `threads` threads (0: one per core): `kernels` becomes the table of
+    /// `kernels_by_threads` fitted at the largest count not above `threads` (the smallest count if
+    /// all are above). A profile without per-thread tables is returned as it is.
+    pub fn for_threads(&self, threads: usize) -> Target {
+        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+        let table =
+            self.kernels_by_threads.range(..=threads).next_back().or_else(|| self.kernels_by_threads.iter().next());
+        let mut target = self.clone();
+        if let Some((_, kernels)) = table {
+            target.kernels = kernels.clone();
+        }
+        target
     }
 }
 
@@ -337,5 +356,34 @@ impl CostModel for Measured<'_> {
 
     fn constant_cost(&self, elements: usize) -> f64 {
         self.fallback.constant_cost(elements)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(per_flop: f64) -> BTreeMap<Kernel, KernelCost> {
+        [(Kernel::MatMul, KernelCost { per_flop, per_byte: 0.0, per_call: 0.0 })].into()
+    }
+
+    /// A run on N threads is priced with the table fitted at the largest count not above N (the
+    /// smallest count below all of them), and survives RON.
+    #[test]
+    fn each_thread_count_is_priced_with_its_nearest_table_below() {
+        let text = "(name: \"t\", supported: [\"MatMul\"], kernels: {MatMul: (per_flop: 9.0, per_byte: 0.0, per_call: 0.0)}, \
+                    kernels_by_threads: {1: {MatMul: (per_flop: 1.0, per_byte: 0.0, per_call: 0.0)}, \
+                    4: {MatMul: (per_flop: 0.25, per_byte: 0.0, per_call: 0.0)}})";
+        let target = Target::from_ron(text).unwrap();
+        for (threads, per_flop) in [(1, 1.0), (2, 1.0), (3, 1.0), (4, 0.25), (64, 0.25)] {
+            assert_eq!(target.for_threads(threads).kernels, table(per_flop), "{threads} threads");
+        }
+        let from_two = Target { kernels_by_threads: [(2, table(0.5)), (4, table(0.25))].into(), ..target.clone() };
+        assert_eq!(from_two.for_threads(1).kernels, table(0.5));
+        // Without per-thread tables the profile prices every count alike.
+        let single = Target { kernels_by_threads: BTreeMap::new(), ..target.clone() };
+        assert_eq!(single.for_threads(8).kernels, table(9.0));
+        let back = Target::from_ron(&ron::to_string(&target).unwrap()).unwrap();
+        assert_eq!(back.kernels_by_threads, target.kernels_by_threads);
     }
 }

@@ -610,6 +610,7 @@ mod tests {
             flop_factor: [("Conv".to_string(), 0.25)].into(),
             byte_cost: 1.0,
             kernels: Default::default(),
+            kernels_by_threads: Default::default(),
         }
     }
 

@@ -195,8 +195,11 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        threads: ThreadArgs,
+        /// Thread counts to fit at, comma-separated (0: one per core). With several, the profile
+        /// holds one kernel table per count, and a run on N threads is priced with the table of the
+        /// largest count not above N.
+        #[arg(long, value_name = "N,…", value_delimiter = ',', default_value = "0")]
+        threads: Vec<usize>,
     },
     /// Time every form of each ConvTranspose and Upsample on this machine into a tuning log.
     ///
@@ -480,10 +483,10 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
 }
 
 /// Reads `--target` profiles.
-fn load_targets(paths: &[PathBuf]) -> miette::Result<Vec<strider_rewrite::cost::Target>> {
+fn load_targets(paths: &[PathBuf], threads: usize) -> miette::Result<Vec<strider_rewrite::cost::Target>> {
     paths
         .iter()
-        .map(|t| match commands::optimize::CostChoice::parse(&t.to_string_lossy())? {
+        .map(|t| match commands::optimize::CostChoice::parse(&t.to_string_lossy(), threads)? {
             commands::optimize::CostChoice::Target(t) => Ok(*t),
             _ => Err(exit::Usage(format!("--target expects a target profile file, found `{}`", t.display())).into()),
         })
@@ -653,7 +656,7 @@ fn main() -> ExitCode {
         } => (|| {
             let graph = model.load()?;
             let run_limits = saturation.limits()?;
-            let mut cost = commands::optimize::CostChoice::parse(&cost)?;
+            let mut cost = commands::optimize::CostChoice::parse(&cost, tuning.threads.threads)?;
             let mut tuning_use = None;
             if let Some(db) = &tuning.tuning_db {
                 let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
@@ -679,12 +682,9 @@ fn main() -> ExitCode {
         Command::Calibrate { output, time, json, threads } => (|| {
             let min_time = std::time::Duration::try_from_secs_f64(time)
                 .map_err(|_| miette::miette!("--time must be a non-negative number of seconds"))?;
-            let opts = strider_check::calibration::CalibrateOptions {
-                threads: threads.threads,
-                min_time,
-                run_limits: RunLimits::default(),
-            };
-            let calibration = commands::calibrate::run(&opts)?;
+            let opts =
+                strider_check::calibration::CalibrateOptions { threads: 0, min_time, run_limits: RunLimits::default() };
+            let calibration = commands::calibrate::run(&opts, &threads)?;
             commands::calibrate::write(&calibration, &output)?;
             if json {
                 stdio::print_json(&calibration)?;
@@ -699,7 +699,7 @@ fn main() -> ExitCode {
                 return Err(miette::miette!("strider tune needs --tuning-db FILE.jsonl to keep the times in"));
             };
             let opts = tuning.options(saturation.limits()?)?;
-            let prior = commands::optimize::cpu_profile()?;
+            let prior = commands::optimize::cpu_profile(tuning.threads.threads)?;
             let mut tuned = Vec::new();
             for path in &models {
                 let graph = model_files::load(path, &Limits { max_elements }, &Default::default())?;
@@ -723,11 +723,13 @@ fn main() -> ExitCode {
             model, targets, json, extractor: ExtractorArgs { extractor }, tuning, saturation, ..
         } => (|| {
             let graph = model.load()?;
-            let targets = load_targets(&targets)?;
+            let targets = load_targets(&targets, tuning.threads.threads)?;
             let run_limits = saturation.limits()?;
             let measured = match &tuning.tuning_db {
                 Some(db) => Some(
-                    commands::optimize::CostChoice::parse("cpu")?.measured(&graph, db, &tuning.options(run_limits)?)?.0,
+                    commands::optimize::CostChoice::parse("cpu", tuning.threads.threads)?
+                        .measured(&graph, db, &tuning.options(run_limits)?)?
+                        .0,
                 ),
                 None => None,
             };
@@ -760,7 +762,7 @@ fn main() -> ExitCode {
             memory.check(&graph)?;
             let mut feeds = commands::run::given_inputs(&graph, &inputs)?;
             strider_interp::feeds::fill_missing(&graph, seed, &mut feeds).into_diagnostic()?;
-            let targets = load_targets(&targets)?;
+            let targets = load_targets(&targets, threads.threads)?;
             let args = commands::check::CheckArgs {
                 tolerance: strider_check::Tolerance { atol, rtol },
                 per_node,
@@ -800,7 +802,7 @@ fn main() -> ExitCode {
             let limits = Limits { max_elements };
             let min_time = std::time::Duration::try_from_secs_f64(min_time)
                 .map_err(|_| miette::miette!("--min-time must be a non-negative number of seconds"))?;
-            let targets = load_targets(&targets)?;
+            let targets = load_targets(&targets, threads.threads)?;
             let args = commands::study::StudyArgs {
                 run_limits: saturation.limits()?,
                 max_matrix_nnz,

@@ -17,7 +17,8 @@ use super::{Ctx, KernelError, array, contiguous, grain};
 /// Rather than scattering each column row with strided writes, it gathers per output line: every
 /// (leading tap, input line) that reaches the line adds its innermost taps as contiguous runs into a
 /// phase-major accumulator (one run per output phase, index mod stride), and the line is then
-/// interleaved from the accumulator in one strided pass.
+/// interleaved from the accumulator in one pass. Which runs reach which line is the same for every
+/// plane, so it is worked out once ([`scatter_plan`]).
 pub(crate) fn scatter_add(
     g: &[AxisGeometry; RANK],
     cols: &[f32],
@@ -28,9 +29,85 @@ pub(crate) fn scatter_add(
     if width == 0 || out_len == 0 {
         return;
     }
+    let inner = &g[2];
+    let starts = phase_starts(inner.output, inner.stride);
+    let (lines, runs) = scatter_plan(g, &positions, &starts);
+    planes.par_chunks_mut(out_len).zip(cols.par_chunks(k_len * width)).with_min_len(grain(k_len * width)).for_each(
+        |(plane, rows)| {
+            let mut acc = vec![0f32; if inner.stride == 1 { 0 } else { inner.output }];
+            for line in &lines {
+                let y_line = &mut plane[line.offset..][..inner.output];
+                let runs = &runs[line.runs.clone()];
+                if inner.stride == 1 {
+                    // One phase: the accumulator's layout is the line's own.
+                    for run in runs {
+                        add(&mut y_line[run.at..][..run.len], &rows[run.src..][..run.len]);
+                    }
+                    continue;
+                }
+                acc.fill(0.0);
+                for run in runs {
+                    add(&mut acc[run.at..][..run.len], &rows[run.src..][..run.len]);
+                }
+                interleave_add(&acc, &starts, y_line);
+            }
+        },
+    );
+}
+
+/// `dst += src`, element by element.
+fn add(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+}
+
+/// `line[j·s + r] += acc[starts[r] + j]` for every phase r: a phase-major accumulator added into its
+/// line. Stride 2 (the usual up-sampling) pairs the two phases so the loop vectorizes.
+fn interleave_add(acc: &[f32], starts: &[usize], line: &mut [f32]) {
+    let s = starts.len() - 1;
+    if s == 2 {
+        let (even, odd) = acc.split_at(starts[1]);
+        let mut pairs = line.chunks_exact_mut(2);
+        for (pair, (&e, &o)) in (&mut pairs).zip(even.iter().zip(odd)) {
+            pair[0] += e;
+            pair[1] += o;
+        }
+        if let (Some(last), Some(&e)) = (pairs.into_remainder().first_mut(), even.last()) {
+            *last += e;
+        }
+        return;
+    }
+    for (j, chunk) in line.chunks_mut(s).enumerate() {
+        for (r, d) in chunk.iter_mut().enumerate() {
+            *d += acc[starts[r] + j];
+        }
+    }
+}
+
+/// Where one column row adds into one output line: `len` values from offset `src` of the plane's
+/// block of rows go to `at..at + len` of the line's phase-major accumulator.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    src: usize,
+    at: usize,
+    len: usize,
+}
+
+/// An output line (its offset in the plane) and its runs (a range of the plan's runs).
+#[derive(Clone, Debug)]
+struct LineRuns {
+    offset: usize,
+    runs: std::ops::Range<usize>,
+}
+
+/// The runs of every output line a block of positions reaches. The geometry is the same for every
+/// plane, so it is worked out once per block and the per-plane loop only adds runs.
+fn scatter_plan(
+    g: &[AxisGeometry; RANK],
+    positions: &std::ops::Range<usize>,
+    starts: &[usize],
+) -> (Vec<LineRuns>, Vec<Run>) {
+    let width = positions.len();
     let (in1, in2, inner) = (g[1].input, g[2].input, &g[2]);
-    let s = inner.stride;
-    let starts = phase_starts(inner.output, s);
     let taps: Vec<(usize, i64)> = (0..inner.kernel).map(|k| tap_phase(inner, k)).collect();
     // Output lines the block can reach: those of the input lines it covers, widened by the kernel.
     let (first_line, last_line) = (positions.start / in2, (positions.end - 1) / in2);
@@ -45,47 +122,36 @@ pub(crate) fn scatter_add(
     } else {
         (0, g[1].output)
     };
-    planes.par_chunks_mut(out_len).zip(cols.par_chunks(k_len * width)).with_min_len(grain(k_len * width)).for_each(
-        |(plane, rows)| {
-            let mut acc = vec![0f32; inner.output];
-            for oa in oa_lo..oa_hi {
-                for ob in ob_lo..ob_hi {
-                    let mut touched = false;
-                    for ka in 0..g[0].kernel {
-                        let Some(ia) = transpose_source(&g[0], oa, ka) else { continue };
-                        for kb in 0..g[1].kernel {
-                            let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
-                            // The part of input line (ia, ib) inside this block.
-                            let line_start = (ia * in1 + ib) * in2;
-                            let i_lo = positions.start.saturating_sub(line_start).min(in2);
-                            let i_hi = positions.end.saturating_sub(line_start).min(in2);
-                            if i_lo >= i_hi {
-                                continue;
-                            }
-                            if !touched {
-                                acc.fill(0.0);
-                                touched = true;
-                            }
-                            for (kc, &tap) in taps.iter().enumerate() {
-                                let row = &rows[((ka * g[1].kernel + kb) * inner.kernel + kc) * width..][..width];
-                                if let Some((inputs, at)) = phase_run(&starts, tap, i_lo..i_hi) {
-                                    let src = &row[line_start + inputs.start - positions.start..][..inputs.len()];
-                                    acc[at..at + inputs.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
-                                }
-                            }
-                        }
+    let (mut lines, mut runs) = (Vec::new(), Vec::new());
+    for oa in oa_lo..oa_hi {
+        for ob in ob_lo..ob_hi {
+            let first = runs.len();
+            for ka in 0..g[0].kernel {
+                let Some(ia) = transpose_source(&g[0], oa, ka) else { continue };
+                for kb in 0..g[1].kernel {
+                    let Some(ib) = transpose_source(&g[1], ob, kb) else { continue };
+                    // The part of input line (ia, ib) inside this block.
+                    let line_start = (ia * in1 + ib) * in2;
+                    let i_lo = positions.start.saturating_sub(line_start).min(in2);
+                    let i_hi = positions.end.saturating_sub(line_start).min(in2);
+                    if i_lo >= i_hi {
+                        continue;
                     }
-                    if touched {
-                        let y_line = &mut plane[(oa * g[1].output + ob) * inner.output..][..inner.output];
-                        for r in 0..s {
-                            let run = &acc[starts[r]..starts[r + 1]];
-                            y_line.iter_mut().skip(r).step_by(s).zip(run).for_each(|(d, &v)| *d += v);
+                    for (kc, &tap) in taps.iter().enumerate() {
+                        if let Some((inputs, at)) = phase_run(starts, tap, i_lo..i_hi) {
+                            let row = (ka * g[1].kernel + kb) * inner.kernel + kc;
+                            let src = row * width + line_start + inputs.start - positions.start;
+                            runs.push(Run { src, at, len: inputs.len() });
                         }
                     }
                 }
             }
-        },
-    );
+            if runs.len() > first {
+                lines.push(LineRuns { offset: (oa * g[1].output + ob) * inner.output, runs: first..runs.len() });
+            }
+        }
+    }
+    (lines, runs)
 }
 
 /// ONNX Col2Im: out[n, c, p·s − pad + b·d] += x[n, c·∏block + b, p] over block offsets b and

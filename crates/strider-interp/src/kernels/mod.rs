@@ -157,6 +157,15 @@ impl Ctx {
         Ok(buffer)
     }
 
+    /// A buffer for an output of `len` elements that starts on a cache line: the output is
+    /// `buffer[offset..offset + len]` (see [`array_at`]). Streaming stores only write whole lines when
+    /// their runs are line-aligned, and allocators align large buffers to 16 bytes only.
+    pub(crate) fn output_line_aligned(&mut self, len: usize) -> Result<(Vec<f32>, usize), KernelError> {
+        let buffer = self.output(len.checked_add(LINE - 1).ok_or(KernelError::OutOfMemory { elements: len })?)?;
+        let offset = buffer.as_ptr().align_offset(LINE * size_of::<f32>());
+        Ok((buffer, if offset < LINE { offset } else { 0 }))
+    }
+
     /// A zeroed output buffer.
     pub(crate) fn output_zeros(&mut self, len: usize) -> Result<Vec<f32>, KernelError> {
         let mut buffer = self.output(len)?;
@@ -195,10 +204,8 @@ impl Ctx {
 
     /// Keeps the buffer of an array that was not counted (an output the caller gives back).
     pub(crate) fn recycle_unaccounted(&mut self, a: ArrayD<f32>) {
-        let (buffer, offset) = a.into_raw_vec_and_offset();
-        if offset.unwrap_or(0) == 0 {
-            self.buffers.give(buffer);
-        }
+        // The whole allocation comes back, wherever the array started in it.
+        self.buffers.give(a.into_raw_vec_and_offset().0);
     }
 
     /// A tensor that died: no longer counted, its buffer kept for reuse.
@@ -224,6 +231,19 @@ impl Ctx {
 /// A dense array of `shape` over `data` (whose length the caller made the element count).
 pub(crate) fn array(shape: &[usize], data: Vec<f32>) -> Result<ArrayD<f32>, KernelError> {
     ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|_| KernelError::Layout)
+}
+
+/// Elements per cache line (64 bytes).
+const LINE: usize = 16;
+
+/// A dense array of `shape` over `data[offset..]` (the caller made `data` long enough).
+pub(crate) fn array_at(shape: &[usize], data: Vec<f32>, offset: usize) -> Result<ArrayD<f32>, KernelError> {
+    let len: usize = shape.iter().product();
+    if offset.checked_add(len).is_none_or(|end| end > data.len()) {
+        return Err(KernelError::Layout);
+    }
+    let flat = ndarray::Array1::from_vec(data).slice_move(ndarray::s![offset..offset + len]);
+    flat.into_shape_with_order(IxDyn(shape)).map_err(|_| KernelError::Layout)
 }
 
 /// The contiguous elements of a view: borrowed when it is already in standard layout.

@@ -12,8 +12,9 @@ use strider_ir::op::ConvAttrs;
 
 use super::conv::im2col;
 use super::geometry::{RANK, padded, volume};
-use super::{BLOCK_ELEMENTS, Ctx, KernelError, array, contiguous, grain};
+use super::{BLOCK_ELEMENTS, Ctx, KernelError, array_at, contiguous, grain};
 use crate::gemm::{self, MatMut, MatRef};
+use crate::streaming;
 
 /// One phase Conv of a class, as the fusion finds it.
 #[derive(Clone, Copy, Debug)]
@@ -184,12 +185,14 @@ impl PhaseConvs {
         let (n, channels) = (out_shape[0], self.channels);
         let plane: usize = out_shape[2..].iter().product();
         // Every output element belongs to exactly one phase, so every element is written below.
-        let mut y = ctx.output(n * channels * plane)?;
+        // Line-aligned, so that each position's run fills whole cache lines when it is streamed.
+        let len = n * channels * plane;
+        let (mut y, offset) = ctx.output_line_aligned(len)?;
         for class in &self.classes {
             let x = inputs.get(class.input).ok_or(KernelError::Layout)?;
-            self.run_class(ctx, class, x, out_shape, &mut y)?;
+            self.run_class(ctx, class, x, out_shape, &mut y[offset..offset + len])?;
         }
-        array(out_shape, y)
+        array_at(out_shape, y, offset)
     }
 
     fn run_class(
@@ -224,6 +227,9 @@ impl PhaseConvs {
         let mut product = ctx.scratch(tiles_at_once * group_rows * block)?;
         let scale: [usize; RANK] = std::array::from_fn(|a| if a >= RANK - spatial { self.blocksize } else { 1 });
         let out_dims: [usize; RANK] = std::array::from_fn(|a| g[a].output * scale[a]);
+        // Position-major runs go to scattered places of the output: past the cache's size, write them
+        // with streaming stores (see `streaming`).
+        let stream = class.position_major && streaming::worth_streaming(y.len());
         for b in 0..n {
             let xb = &xs[b * c * in_len..][..c * in_len];
             let yb = &mut y[b * self.channels * plane..][..self.channels * plane];
@@ -285,6 +291,7 @@ impl PhaseConvs {
                                                 let values = &product[(j + q) * rows + row..][..l.len];
                                                 let out = &mut out_row[q * scale[2]..][..l.len];
                                                 match bias {
+                                                    _ if stream => streaming::store(out, values, bias),
                                                     Some(b) => add_run(out, values, b),
                                                     None => copy_run(out, values),
                                                 }
@@ -303,6 +310,9 @@ impl PhaseConvs {
                                         }
                                     }
                                 }
+                            }
+                            if stream {
+                                streaming::fence();
                             }
                         });
                 }

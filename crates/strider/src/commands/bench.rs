@@ -173,12 +173,12 @@ pub fn run(
                     run_limits: args.run_limits,
                     retune: false,
                 };
-                let (measured, _) = CostChoice::parse("cpu")?.measured(graph, db, &opts)?;
+                let (measured, _) = CostChoice::parse("cpu", args.options.threads)?.measured(graph, db, &opts)?;
                 wanted.push(("auto/measured".into(), Strategy::Auto, measured));
                 continue;
             }
             ("measured", None) => return Err(miette!("--cost measured needs --tuning-db FILE.jsonl")),
-            _ => CostChoice::parse(c)?,
+            _ => CostChoice::parse(c, args.options.threads)?,
         };
         wanted.push((format!("auto/{}", cost.label().trim_start_matches("target ")), Strategy::Auto, cost));
     }

@@ -45,7 +45,7 @@ pub fn run(
 ) -> miette::Result<Report> {
     let (flops, memory) = (Flops { fold_constants: false }, Memory);
     // The default of `optimize` first, so that what users get by default is always verified.
-    let cpu = super::optimize::cpu_profile()?;
+    let cpu = super::optimize::cpu_profile(args.threads)?;
     let mut models: Vec<(NamedModel, bool)> = vec![
         (NamedModel { name: "cpu".into(), model: &cpu as &dyn CostModel }, true),
         (NamedModel { name: "flops".into(), model: &flops }, false),

@@ -18,9 +18,10 @@ use strider_rewrite::{ExtractionSummary, Extractor, RunLimits, Strategy};
 /// calibrate` (its unit is the nanosecond).
 const CPU_PROFILE: &str = include_str!("../../../../examples/targets/cpu.ron");
 
-/// The built-in CPU profile (`--cost cpu`).
-pub fn cpu_profile() -> miette::Result<Target> {
-    Target::from_ron(CPU_PROFILE).map_err(|e| miette!("built-in cpu profile: {e}"))
+/// The built-in CPU profile (`--cost cpu`) for runs on `threads` threads (0: one per core).
+pub fn cpu_profile(threads: usize) -> miette::Result<Target> {
+    let target = Target::from_ron(CPU_PROFILE).map_err(|e| miette!("built-in cpu profile: {e}"))?;
+    Ok(target.for_threads(threads))
 }
 
 /// The `--cost` choice.
@@ -41,18 +42,20 @@ pub enum CostChoice {
 }
 
 impl CostChoice {
-    /// Parses `flops`, `memory`, `cpu` (the built-in CPU profile) or the path of a target profile.
-    pub fn parse(s: &str) -> miette::Result<CostChoice> {
+    /// Parses `flops`, `memory`, `cpu` (the built-in CPU profile) or the path of a target profile;
+    /// a profile with kernel tables per thread count prices runs on `threads` threads (0: one per
+    /// core).
+    pub fn parse(s: &str, threads: usize) -> miette::Result<CostChoice> {
         match s {
             "flops" => Ok(CostChoice::Flops),
             "memory" => Ok(CostChoice::Memory),
-            "cpu" => Ok(CostChoice::Target(Box::new(cpu_profile()?))),
+            "cpu" => Ok(CostChoice::Target(Box::new(cpu_profile(threads)?))),
             path => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     miette!("--cost expects flops, memory or a target profile; cannot read {path}: {e}")
                 })?;
                 let target = Target::from_ron(&text).map_err(|e| miette!("{path}:{}: {}", e.span.start, e.code))?;
-                Ok(CostChoice::Target(Box::new(target)))
+                Ok(CostChoice::Target(Box::new(target.for_threads(threads))))
             }
         }
     }

@@ -55,7 +55,7 @@ pub fn run(path: &Path, out: &Path, limits: &Limits, args: &StudyArgs) -> miette
     } else {
         std::fs::read_to_string(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?
     };
-    let cpu = super::optimize::cpu_profile()?;
+    let cpu = super::optimize::cpu_profile(args.threads)?;
     let flops = Flops::default();
     let mut models = vec![
         NamedModel { name: "cpu".into(), model: &cpu as &dyn CostModel },
