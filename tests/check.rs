@@ -12,7 +12,7 @@ use strider::ir::{Graph, Limits, Op, format};
 use strider::rewrite::cost::{CostModel, Flops, Target};
 use strider::rewrite::explore::NamedModel;
 use strider::rewrite::rules::{Lower, Matched};
-use strider::rewrite::{Lowering, Rule, RunLimits};
+use strider::rewrite::{Extractor, Lowering, Rule, RunLimits};
 
 fn run_check(graph: &Graph, rules: &dyn Fn(Lowering) -> Vec<Rule>, models: Vec<(NamedModel, bool)>) -> Report {
     let mut inputs = HashMap::new();
@@ -22,6 +22,7 @@ fn run_check(graph: &Graph, rules: &dyn Fn(Lowering) -> Vec<Rule>, models: Vec<(
         per_node: true,
         seed: 0,
         run_limits: RunLimits::default(),
+        extractor: Extractor::Greedy,
         models,
         rules,
         max_matrix_nnz: DEFAULT_MAX_MATRIX_NNZ,

@@ -298,6 +298,30 @@ fn optimize_json_has_the_graph_before_and_after() {
 }
 
 #[test]
+fn optimize_and_explore_with_the_exact_extractor_report_the_greedy_cost_beside_it() {
+    let model = "examples/models/dcgan_generator.ron";
+    let out = strider(&["optimize", model, "--cost", "examples/targets/npu.ron", "--extractor", "exact", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only JSON on stdout");
+    let extraction = &report["extraction"];
+    assert_eq!(extraction["extractor"], "exact");
+    assert_eq!(extraction["fallback"], serde_json::Value::Null);
+    let (cost, greedy) = (extraction["cost"].as_f64().unwrap(), extraction["greedy_cost"].as_f64().unwrap());
+    assert!(cost > 0.0 && cost <= greedy, "{extraction}");
+    assert!(extraction["exact_s"].is_f64() && extraction["greedy_s"].is_f64(), "{extraction}");
+    let text = stdout(&strider(&["optimize", model, "--cost", "examples/targets/npu.ron", "--extractor", "exact"]));
+    assert!(text.contains("extractor: exact (optimal): cost 54.65M, greedy 54.65M, gap 0 (0.00%)"), "{text}");
+    let greedy = stdout(&strider(&["optimize", model, "--cost", "examples/targets/npu.ron"]));
+    assert!(greedy.lines().any(|l| l == "extractor: greedy"), "{greedy}");
+    let explored = stdout(&strider(&["explore", "examples/models/textbook.ron", "--extractor", "exact"]));
+    assert!(explored.contains("whole model, exact extraction:"), "{explored}");
+    assert!(explored.lines().any(|l| l.starts_with("  flops") && l.ends_with("optimal")), "{explored}");
+    let wrong = strider(&["optimize", model, "--extractor", "ilp"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains("unknown extractor `ilp`; expected greedy or exact"), "{}", stderr(&wrong));
+}
+
+#[test]
 fn explore_matrix_shows_the_textbook_convolution_matrix() {
     let dir = tempfile::tempdir().unwrap();
     let mtx = dir.path().join("c.mtx");

@@ -9,7 +9,7 @@ use ndarray::ArrayD;
 use strider::interp::{self, feeds};
 use strider::ir::{Graph, Limits, Op, format};
 use strider::rewrite::cost::{CostModel, Flops, Target};
-use strider::rewrite::{Lowering, OptimizeOptions, Strategy};
+use strider::rewrite::{Extractor, Lowering, OptimizeOptions, RunLimits, Strategy};
 
 fn optimize(graph: &Graph, strategy: Strategy, base: &dyn CostModel, fold: bool) -> Graph {
     let opts = OptimizeOptions { strategy, fold_constants: fold, ..OptimizeOptions::default() };
@@ -34,6 +34,46 @@ fn assert_close(model: &Path, what: &str, want: &[(String, ArrayD<f32>)], got: &
 
 fn npu() -> Target {
     Target::from_ron(&std::fs::read_to_string("examples/targets/npu.ron").unwrap()).unwrap()
+}
+
+/// Every example under every shipped target: the exact extractor proves its choice optimal, never
+/// costs more than greedy (whose cost it reports exactly as the greedy extractor does), and its graph
+/// computes the original's outputs.
+#[test]
+fn exact_extraction_is_optimal_never_dearer_than_greedy_and_exact_numerically() {
+    let mut targets: Vec<_> = std::fs::read_dir("examples/targets").unwrap().map(|e| e.unwrap().path()).collect();
+    targets.sort();
+    let targets: Vec<Target> =
+        targets.iter().map(|p| Target::from_ron(&std::fs::read_to_string(p).unwrap()).unwrap()).collect();
+    assert!(targets.len() >= 2, "cpu and npu at least");
+    // A generous time budget: the examples solve in milliseconds, and a fallback must not hide here.
+    let run_limits = RunLimits { time: std::time::Duration::from_secs(600), ..RunLimits::default() };
+    insta::glob!("../examples/models", "*.ron", |path| {
+        let graph = format::load(path, &Limits::default()).unwrap();
+        let mut inputs = HashMap::new();
+        feeds::fill_missing(&graph, 0, &mut inputs).unwrap();
+        let want = outputs(&graph, &inputs);
+        for target in &targets {
+            let with = |extractor| {
+                let opts =
+                    OptimizeOptions { fold_constants: true, run_limits, extractor, ..OptimizeOptions::default() };
+                strider::rewrite::optimize(&graph, target, &opts).unwrap()
+            };
+            let (greedy, exact) = (with(Extractor::Greedy), with(Extractor::Exact));
+            let what = format!("{} exact", target.name);
+            let e = &exact.extraction;
+            assert_eq!(e.fallback, None, "{}: {what}", path.display());
+            assert_eq!(e.greedy_cost, Some(greedy.extraction.cost), "{}: {what}", path.display());
+            assert!(
+                e.cost <= greedy.extraction.cost,
+                "{}: {what}: {} > {}",
+                path.display(),
+                e.cost,
+                greedy.extraction.cost
+            );
+            assert_close(path, &what, &want, &outputs(&exact.graph, &inputs));
+        }
+    });
 }
 
 #[test]

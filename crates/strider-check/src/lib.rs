@@ -24,7 +24,7 @@ use strider_rewrite::convert::ConvertError;
 use strider_rewrite::explore::NamedModel;
 use strider_rewrite::isolate::{isolate, lower_isolated};
 use strider_rewrite::pipeline::OptimizeError;
-use strider_rewrite::{Lowering, OptimizeOptions, Rule, RunLimits, Strategy, optimize};
+use strider_rewrite::{Extractor, Lowering, OptimizeOptions, Rule, RunLimits, Strategy, optimize};
 
 pub use compare::{Comparison, Tolerance, compare};
 
@@ -103,6 +103,8 @@ pub struct Options<'a> {
     pub seed: u64,
     /// Saturation limits.
     pub run_limits: RunLimits,
+    /// The extractor of the optimized graphs.
+    pub extractor: Extractor,
     /// Cost models whose optimized graphs are checked; `fold` says whether to fold constants (targets).
     pub models: Vec<(NamedModel<'a>, bool)>,
     /// The rules of each lowering family (tests substitute deliberately wrong ones).
@@ -201,6 +203,7 @@ pub fn check(
             fold_constants: *fold,
             run_limits: opts.run_limits,
             limits: *limits,
+            extractor: opts.extractor,
         };
         let optimized =
             optimize(graph, model.model, &pipeline).map(|o| o.graph).map_err(|e| Refused::from_optimize(&e));

@@ -1,7 +1,8 @@
 //! Exploration for research: for every ConvTranspose (and Upsample) of a model, every lowering the
 //! e-graph holds for it, its FLOPs, bytes and cost under each cost model, and which one each model
 //! picks. Each node is studied alone (a one-node graph with the same shapes, attributes and weights),
-//! so a variant's numbers are its own, not its neighbours'.
+//! so a variant's numbers are its own, not its neighbours'. The whole model is extracted too, once per
+//! cost model, with the extractor asked for (the exact one shows the greedy cost beside its own).
 
 use serde::Serialize;
 use strider_ir::format::op_to_ron;
@@ -9,8 +10,9 @@ use strider_ir::{Graph, Limits, Op};
 
 use crate::analysis::Declined;
 use crate::cost::{CostModel, Feasible, instances, price};
+use crate::extract::Extractor;
 use crate::isolate::{Form, in_form_noting_declined, isolate};
-use crate::pipeline::{IterationSize, RunLimits, saturate};
+use crate::pipeline::{ExtractionSummary, IterationSize, RunLimits, extract_with, saturate};
 use crate::strategy::Strategy;
 
 /// A cost model with the name reports use.
@@ -82,6 +84,17 @@ pub struct NodeReport {
     pub declined: Vec<Declined>,
 }
 
+/// The whole model extracted under one cost model.
+#[derive(Clone, Debug, Serialize)]
+pub struct WholeModel {
+    /// The cost model.
+    pub model: String,
+    /// How extraction went (`None`: the model supports no form of some value).
+    pub extraction: Option<ExtractionSummary>,
+    /// Why nothing could be extracted, if nothing could.
+    pub unsupported: Option<String>,
+}
+
 /// The whole exploration.
 #[derive(Clone, Debug, Serialize)]
 pub struct Exploration {
@@ -93,15 +106,36 @@ pub struct Exploration {
     pub sizes: Vec<IterationSize>,
     /// Why saturation stopped.
     pub stop_reason: String,
+    /// The extractor of the whole-model extractions.
+    pub extractor: Extractor,
+    /// The whole model extracted under each cost model, in the order of the models.
+    pub whole: Vec<WholeModel>,
     /// One report per ConvTranspose or Upsample.
     pub nodes: Vec<NodeReport>,
 }
 
 /// Explores every ConvTranspose and Upsample of `graph` under `models`; variants that would not fit
-/// `limits` are listed as excluded.
-pub fn explore(graph: &Graph, models: &[NamedModel], run_limits: &RunLimits, limits: &Limits) -> Exploration {
+/// `limits` are listed as excluded. The whole model is extracted with `extractor` under each model.
+pub fn explore(
+    graph: &Graph,
+    models: &[NamedModel],
+    run_limits: &RunLimits,
+    limits: &Limits,
+    extractor: Extractor,
+) -> Exploration {
     let whole = saturate(graph, &Strategy::Auto.rules(), run_limits);
     let sizes = whole.sizes.clone();
+    let extracted = models
+        .iter()
+        .map(|m| {
+            let feasible = Feasible { inner: m.model, max_elements: limits.max_elements };
+            let (extraction, unsupported) = match extract_with(&whole, &feasible, whole.deadline, extractor) {
+                Ok((_, summary)) => (Some(summary), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            WholeModel { model: m.name.clone(), extraction, unsupported }
+        })
+        .collect();
     let nodes = graph
         .nodes()
         .filter(|(_, n)| matches!(n.op, Op::ConvTranspose(_) | Op::Upsample(_)))
@@ -112,6 +146,8 @@ pub fn explore(graph: &Graph, models: &[NamedModel], run_limits: &RunLimits, lim
         models: models.iter().map(|m| m.name.clone()).collect(),
         sizes,
         stop_reason: whole.stop_reason,
+        extractor,
+        whole: extracted,
         nodes,
     }
 }

@@ -18,6 +18,7 @@
 //!    broken as a sweep over the classes in order would break them (see `Standing`), which keeps
 //!    results stable. A deadline stops this pass; classes it did not reach keep pass 1's choice.
 
+pub mod exact;
 mod node_set;
 
 use std::cmp::Reverse;
@@ -30,6 +31,47 @@ use crate::analysis::TensorGraph;
 use crate::cost::CostModel;
 use crate::lang::Node;
 use node_set::NodeSet;
+
+/// Which extractor picks the graph (`--extractor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extractor {
+    /// DAG-aware greedy ([`extract`]): about linear time, for any size.
+    #[default]
+    Greedy,
+    /// The optimum of an integer program ([`exact::extract_exact`]) for e-graphs within
+    /// [`exact::MAX_NODES`]; otherwise greedy's choice, with the reason.
+    Exact,
+}
+
+impl Extractor {
+    /// Both extractors, in the order `--help` lists them.
+    pub const ALL: [Extractor; 2] = [Extractor::Greedy, Extractor::Exact];
+
+    /// The name the command line uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Extractor::Greedy => "greedy",
+            Extractor::Exact => "exact",
+        }
+    }
+}
+
+impl std::str::FromStr for Extractor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Extractor::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| format!("unknown extractor `{s}`; expected greedy or exact"))
+    }
+}
+
+impl std::fmt::Display for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The best choice per class and the DAG cost of the choice reachable from the roots.
 #[derive(Debug)]
@@ -67,22 +109,27 @@ pub fn extract(
     deadline: Option<Instant>,
 ) -> Result<Extraction, ExtractError> {
     let flat = Flat::new(egraph, model);
-    let roots: Vec<usize> = roots.iter().filter_map(|&r| flat.class_index(egraph.find(r))).collect();
-    let tree = settle_tree_costs(&flat);
+    let roots = flat.root_indices(roots);
+    let (chosen, cut_short) = greedy(&flat, &roots, deadline)?;
+    Ok(flat.extraction(&chosen, cut_short))
+}
+
+/// Both passes on `flat`: the chosen e-nodes reachable from `roots`, children before parents, and
+/// whether the deadline cut the refinement short.
+fn greedy(flat: &Flat, roots: &[usize], deadline: Option<Instant>) -> Result<(Vec<usize>, bool), ExtractError> {
+    let tree = settle_tree_costs(flat);
     if let Some(&root) = roots.iter().find(|&&r| tree.node[r].is_none()) {
-        return Err(unsupported(&flat, root, &tree.node));
+        return Err(unsupported(flat, root, &tree.node));
     }
-    let refined = refine_dag_costs(&flat, &tree.order, deadline);
+    let refined = refine_dag_costs(flat, &tree.order, deadline);
     let merged: Vec<Option<usize>> =
         refined.best.iter().zip(&tree.node).map(|(dag, tree)| dag.as_ref().map(|b| b.node).or(*tree)).collect();
     // The refinement cannot close a cycle (a parent's set includes its children's, so a cycle would
     // need a class to beat its own cost), but pass 1's choice is acyclic by construction: fall back
     // to it rather than hand on a cycle should rounding (or negative costs) ever prove that wrong.
-    let (chosen, acyclic) = chosen_dag(&flat, &roots, &merged);
-    let chosen = if acyclic { chosen } else { chosen_dag(&flat, &roots, &tree.node).0 };
-    let cost = chosen.iter().map(|&n| flat.own[n].unwrap_or(0.0)).sum();
-    let choice = chosen.iter().map(|&n| (flat.classes[flat.node_class[n]], flat.node(n).clone())).collect();
-    Ok(Extraction { choice, cost, cut_short: refined.cut_short })
+    let (chosen, acyclic) = chosen_dag(flat, roots, &merged);
+    let chosen = if acyclic { chosen } else { chosen_dag(flat, roots, &tree.node).0 };
+    Ok((chosen, refined.cut_short))
 }
 
 /// The e-graph numbered densely: classes `0..classes.len()` (in `egraph.classes()` order), e-nodes
@@ -166,6 +213,22 @@ impl<'a> Flat<'a> {
             first_parent,
             parents,
         }
+    }
+
+    /// The class indices of `roots` (those the e-graph holds).
+    fn root_indices(&self, roots: &[Id]) -> Vec<usize> {
+        roots.iter().filter_map(|&r| self.class_index(self.egraph.find(r))).collect()
+    }
+
+    /// The DAG cost of `chosen` (each e-node once).
+    fn cost_of(&self, chosen: &[usize]) -> f64 {
+        chosen.iter().map(|&n| self.own[n].unwrap_or(0.0)).sum()
+    }
+
+    /// `chosen` (e-nodes, at most one per class) as an [`Extraction`].
+    fn extraction(&self, chosen: &[usize], cut_short: bool) -> Extraction {
+        let choice = chosen.iter().map(|&n| (self.classes[self.node_class[n]], self.node(n).clone())).collect();
+        Extraction { choice, cost: self.cost_of(chosen), cut_short }
     }
 
     fn class_index(&self, id: Id) -> Option<usize> {
@@ -472,7 +535,7 @@ mod tests {
     use crate::strategy::Strategy;
 
     /// Costs by op name; leaves are free and unlisted ops unsupported.
-    struct Table(&'static [(&'static str, f64)]);
+    pub(super) struct Table(pub(super) &'static [(&'static str, f64)]);
 
     impl CostModel for Table {
         fn op_cost(&self, op: &crate::cost::OpInstance) -> Option<f64> {
@@ -490,7 +553,7 @@ mod tests {
     const TABLE: Table = Table(&[("Tanh", 10.0), ("Relu", 1.0), ("Sigmoid", 1.0), ("Add", 1.0), ("Mul", 15.0)]);
 
     /// An e-graph with one input `x` of shape [1, 2, 4, 4].
-    fn egraph_with_input() -> (TensorGraph, Id) {
+    pub(super) fn egraph_with_input() -> (TensorGraph, Id) {
         let mut analysis = Tensors::default();
         analysis.inputs.insert(Symbol::from("x"), Shape(vec![1, 2, 4, 4]));
         let mut egraph = TensorGraph::new(analysis);
@@ -498,12 +561,17 @@ mod tests {
         (egraph, x)
     }
 
-    fn op(egraph: &mut TensorGraph, op: Op, inputs: &[Id], name: &str) -> Id {
+    pub(super) fn op(egraph: &mut TensorGraph, op: Op, inputs: &[Id], name: &str) -> Id {
         add_op(egraph, op, inputs, name).unwrap()
     }
 
     /// The cost of `choice` computed from scratch: each class reachable from `roots` counted once.
-    fn dag_cost(egraph: &TensorGraph, roots: &[Id], choice: &HashMap<Id, Node>, model: &dyn CostModel) -> f64 {
+    pub(super) fn dag_cost(
+        egraph: &TensorGraph,
+        roots: &[Id],
+        choice: &HashMap<Id, Node>,
+        model: &dyn CostModel,
+    ) -> f64 {
         let (mut stack, mut seen, mut total) = (roots.to_vec(), HashSet::new(), 0.0);
         while let Some(id) = stack.pop() {
             let id = egraph.find(id);
@@ -516,7 +584,7 @@ mod tests {
     }
 
     /// ConvTranspose k4 s2 p1 then Conv k4 s2 p1, `blocks` times, 4 → 4 channels.
-    fn chain(blocks: usize) -> Graph {
+    pub(super) fn chain(blocks: usize) -> Graph {
         let mut b = GraphBuilder::new("chain", Limits::default());
         b.input("v0", vec![1, 4, 6, 6]);
         for i in 0..2 * blocks {
@@ -534,7 +602,7 @@ mod tests {
         b.finish().unwrap()
     }
 
-    fn npu() -> Target {
+    pub(super) fn npu() -> Target {
         let supported = ["Conv", "MatMul", "Add", "Reshape", "Transpose", "Pad", "Slice", "DepthToSpace", "ZeroInsert"];
         Target {
             name: "npu".into(),

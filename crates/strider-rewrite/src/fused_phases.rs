@@ -274,6 +274,7 @@ mod tests {
             fold_constants: false,
             run_limits: RunLimits::default(),
             limits: Limits::default(),
+            ..OptimizeOptions::default()
         };
         optimize(&b.finish().unwrap(), &Flops { fold_constants: false }, &opts).unwrap().graph
     }

@@ -17,7 +17,11 @@ pub mod rules;
 pub mod strategy;
 
 pub use analysis::TensorGraph;
+pub use extract::Extractor;
 pub use isolate::Form;
-pub use pipeline::{OptimizeOptions, Optimized, RunLimits, Saturated, extract_graph, optimize, saturate};
+pub use pipeline::{
+    ExtractionSummary, OptimizeOptions, Optimized, RunLimits, Saturated, extract_graph, extract_graph_with,
+    extract_with, optimize, saturate,
+};
 pub use rules::{Lowering, Rule};
 pub use strategy::Strategy;

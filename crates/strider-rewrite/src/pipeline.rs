@@ -9,7 +9,8 @@ use strider_ir::{Graph, Limits};
 use crate::analysis::TensorGraph;
 use crate::convert::{ConvertError, to_egraph, to_graph};
 use crate::cost::{CostModel, Feasible, price};
-use crate::extract::{ExtractError, extract};
+use crate::extract::exact::{MAX_NODES, extract_exact};
+use crate::extract::{ExtractError, Extraction, Extractor, extract};
 use crate::rules::Rule;
 use crate::strategy::Strategy;
 
@@ -81,6 +82,8 @@ pub struct OptimizeOptions {
     pub run_limits: RunLimits,
     /// No value of the result may exceed these; extraction prices variants that would as infeasible.
     pub limits: Limits,
+    /// Greedy, or exact (an integer program) for small e-graphs.
+    pub extractor: Extractor,
 }
 
 /// An optimized graph and how it was reached.
@@ -99,6 +102,30 @@ pub struct Optimized {
     pub saturation_time: Duration,
     /// Wall time of extraction and folding.
     pub extraction_time: Duration,
+    /// Which extractor chose the graph, at what cost, and (exact) the greedy cost beside it.
+    pub extraction: ExtractionSummary,
+}
+
+/// How extraction went: the extractor, the cost of its choice, and for the exact one the greedy
+/// choice's cost (the gap) and whether the optimum was proven. Costs are DAG costs under the model
+/// extraction used (limits as infeasibility, a forced strategy's penalties included), before folding.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ExtractionSummary {
+    /// The extractor asked for.
+    pub extractor: Extractor,
+    /// DAG cost of the choice.
+    pub cost: f64,
+    /// Exact only: DAG cost of the greedy choice, which the exact one never exceeds.
+    pub greedy_cost: Option<f64>,
+    /// Exact only: why the greedy choice was kept without proof that it is optimal (too large, time
+    /// limit, solver failure); `None` when the optimum was proven, or for greedy.
+    pub fallback: Option<String>,
+    /// The deadline stopped the greedy refinement (see [`Extraction::cut_short`]).
+    pub cut_short: bool,
+    /// Seconds the greedy extraction took.
+    pub greedy_s: f64,
+    /// Exact only: seconds spent building and solving the integer program.
+    pub exact_s: Option<f64>,
 }
 
 /// Optimizes `graph` for `model`: saturates with the strategy's rules, extracts the cheapest graph
@@ -111,7 +138,8 @@ pub fn optimize(graph: &Graph, model: &dyn CostModel, opts: &OptimizeOptions) ->
     let started = Instant::now();
     let feasible = Feasible { inner: model, max_elements: opts.limits.max_elements };
     let extracting = opts.strategy.model(&feasible);
-    let (mut optimized, _) = extract_graph(&saturated, graph, extracting.as_ref(), &opts.limits, saturated.deadline)?;
+    let (mut optimized, extraction) =
+        extract_graph_with(&saturated, graph, extracting.as_ref(), &opts.limits, saturated.deadline, opts.extractor)?;
     if opts.fold_constants {
         optimized = strider_interp::fold::fold_constants(&optimized, &opts.limits)?;
     }
@@ -124,6 +152,7 @@ pub fn optimize(graph: &Graph, model: &dyn CostModel, opts: &OptimizeOptions) ->
         stop_reason: saturated.stop_reason,
         saturation_time,
         extraction_time,
+        extraction,
     })
 }
 
@@ -156,9 +185,9 @@ pub fn saturate(graph: &Graph, rules: &[Rule], limits: &RunLimits) -> Saturated 
     Saturated { egraph, roots, stop_reason, sizes, deadline }
 }
 
-/// Extracts the cheapest graph under `model`, keeping `original`'s name, inputs and output names.
-/// Past `deadline` (usually [`Saturated::deadline`]; `None` for none) extraction returns the best
-/// choice it has found so far instead of refining it.
+/// Extracts the cheapest graph under `model` greedily, keeping `original`'s name, inputs and output
+/// names. Past `deadline` (usually [`Saturated::deadline`]; `None` for none) extraction returns the
+/// best choice it has found so far instead of refining it.
 pub fn extract_graph(
     saturated: &Saturated,
     original: &Graph,
@@ -166,11 +195,64 @@ pub fn extract_graph(
     limits: &Limits,
     deadline: Option<Instant>,
 ) -> Result<(Graph, f64), OptimizeError> {
-    let extraction = extract(&saturated.egraph, &saturated.roots, model, deadline)?;
+    let (graph, summary) = extract_graph_with(saturated, original, model, limits, deadline, Extractor::Greedy)?;
+    Ok((graph, summary.cost))
+}
+
+/// [`extract_graph`] with the extractor of choice, and how extraction went.
+pub fn extract_graph_with(
+    saturated: &Saturated,
+    original: &Graph,
+    model: &dyn CostModel,
+    limits: &Limits,
+    deadline: Option<Instant>,
+    extractor: Extractor,
+) -> Result<(Graph, ExtractionSummary), OptimizeError> {
+    let (extraction, summary) = extract_with(saturated, model, deadline, extractor)?;
     let inputs: Vec<_> =
         original.inputs().iter().map(|&v| (original.value(v).name.clone(), original.shape(v).clone())).collect();
     let outputs: Vec<String> = original.outputs().iter().map(|&v| original.value(v).name.clone()).collect();
     let graph =
         to_graph(&saturated.egraph, &extraction.choice, &saturated.roots, original.name(), &inputs, &outputs, limits)?;
-    Ok((graph, extraction.cost))
+    Ok((graph, summary))
+}
+
+/// Extracts the outputs' classes of `saturated` with `extractor` (the exact one within
+/// [`MAX_NODES`] e-nodes): the choice and its summary.
+pub fn extract_with(
+    saturated: &Saturated,
+    model: &dyn CostModel,
+    deadline: Option<Instant>,
+    extractor: Extractor,
+) -> Result<(Extraction, ExtractionSummary), ExtractError> {
+    let (egraph, roots) = (&saturated.egraph, &saturated.roots);
+    let started = Instant::now();
+    match extractor {
+        Extractor::Greedy => {
+            let extraction = extract(egraph, roots, model, deadline)?;
+            let summary = ExtractionSummary {
+                extractor,
+                cost: extraction.cost,
+                greedy_cost: None,
+                fallback: None,
+                cut_short: extraction.cut_short,
+                greedy_s: started.elapsed().as_secs_f64(),
+                exact_s: None,
+            };
+            Ok((extraction, summary))
+        }
+        Extractor::Exact => {
+            let exact = extract_exact(egraph, roots, model, deadline, MAX_NODES)?;
+            let summary = ExtractionSummary {
+                extractor,
+                cost: exact.extraction.cost,
+                greedy_cost: Some(exact.greedy_cost),
+                fallback: exact.fallback.map(|f| f.to_string()),
+                cut_short: exact.extraction.cut_short,
+                greedy_s: exact.greedy_time.as_secs_f64(),
+                exact_s: Some(exact.solve_time.as_secs_f64()),
+            };
+            Ok((exact.extraction, summary))
+        }
+    }
 }

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use miette::IntoDiagnostic;
 use strider_check::numbers::{bytes, count, grouped};
 use strider_ir::Limits;
-use strider_rewrite::{RunLimits, Strategy};
+use strider_rewrite::{Extractor, RunLimits, Strategy};
 
 /// Strider: an optimizer for operator graphs built around transposed convolution.
 ///
@@ -158,6 +158,8 @@ enum Command {
         /// sparse-matmul, col2im, subpixel, matmul.
         #[arg(long, default_value = "auto", value_parser = parse_strategy)]
         strategy: Strategy,
+        #[command(flatten)]
+        extractor: ExtractorArgs,
         /// Evaluate weight-only subgraphs (flipped kernels, sub-kernels) into constants. Always on with
         /// a target profile.
         #[arg(long)]
@@ -244,6 +246,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = strider_check::DEFAULT_MAX_MATRIX_NNZ)]
         max_matrix_nnz: usize,
         #[command(flatten)]
+        extractor: ExtractorArgs,
+        #[command(flatten)]
         tuning: TuningArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
@@ -289,6 +293,8 @@ enum Command {
         memory: MemoryArgs,
         #[command(flatten)]
         saturation: SaturationArgs,
+        #[command(flatten)]
+        extractor: ExtractorArgs,
     },
     /// Write a research report (Markdown, JSON, SVG charts) of every lowering's cost.
     ///
@@ -492,6 +498,20 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 }
 
 #[derive(Args)]
+struct ExtractorArgs {
+    /// How the cheapest graph is extracted: greedy (DAG-aware, about linear time), or exact (an
+    /// integer program solved to optimality, for e-graphs of at most 5,000 e-nodes after pruning;
+    /// otherwise, or past --time-limit, greedy's choice with the reason). Exact reports the greedy
+    /// cost beside its own.
+    #[arg(long = "extractor", default_value = "greedy", value_name = "greedy|exact", value_parser = parse_extractor)]
+    extractor: Extractor,
+}
+
+fn parse_extractor(s: &str) -> Result<Extractor, String> {
+    s.parse()
+}
+
+#[derive(Args)]
 struct ModelArgs {
     /// The model file (.ron or .onnx).
     model: PathBuf,
@@ -622,27 +642,43 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
-        Command::Optimize { model, cost, strategy, fold_constants, output, json, tuning, export, saturation } => {
-            (|| {
-                let graph = model.load()?;
-                let run_limits = saturation.limits()?;
-                let mut cost = commands::optimize::CostChoice::parse(&cost, tuning.threads.threads)?;
-                let mut tuning_use = None;
-                if let Some(db) = &tuning.tuning_db {
-                    let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
-                    tuning_use = Some(used);
-                    cost = measured;
-                }
-                let export = export.options(model.limits());
-                let opts =
-                    commands::optimize::OptimizeOptions { cost, strategy, fold_constants, run_limits, output, export };
-                let report = commands::optimize::OptimizeReport {
-                    tuning: tuning_use,
-                    ..commands::optimize::optimize(&graph, &opts, &model.limits())?
-                };
-                if json { stdio::print_json(&report) } else { stdio::print(&commands::optimize::render(&report)) }
-            })()
-        }
+        Command::Optimize {
+            model,
+            cost,
+            strategy,
+            extractor: ExtractorArgs { extractor },
+            fold_constants,
+            output,
+            json,
+            tuning,
+            export,
+            saturation,
+        } => (|| {
+            let graph = model.load()?;
+            let run_limits = saturation.limits()?;
+            let mut cost = commands::optimize::CostChoice::parse(&cost, tuning.threads.threads)?;
+            let mut tuning_use = None;
+            if let Some(db) = &tuning.tuning_db {
+                let (measured, used) = cost.measured(&graph, db, &tuning.options(run_limits)?)?;
+                tuning_use = Some(used);
+                cost = measured;
+            }
+            let export = export.options(model.limits());
+            let opts = commands::optimize::OptimizeOptions {
+                cost,
+                strategy,
+                extractor,
+                fold_constants,
+                run_limits,
+                output,
+                export,
+            };
+            let report = commands::optimize::OptimizeReport {
+                tuning: tuning_use,
+                ..commands::optimize::optimize(&graph, &opts, &model.limits())?
+            };
+            if json { stdio::print_json(&report) } else { stdio::print(&commands::optimize::render(&report)) }
+        })(),
         Command::Calibrate { output, time, json, threads } => (|| {
             let min_time = std::time::Duration::try_from_secs_f64(time)
                 .map_err(|_| miette::miette!("--time must be a non-negative number of seconds"))?;
@@ -683,7 +719,9 @@ fn main() -> ExitCode {
             let graph = model.load()?;
             stdio::print(&commands::explore::matrix(&graph, &node, matrix_out.as_deref(), max_matrix_nnz)?)
         })(),
-        Command::Explore { model, targets, json, tuning, saturation, .. } => (|| {
+        Command::Explore {
+            model, targets, json, extractor: ExtractorArgs { extractor }, tuning, saturation, ..
+        } => (|| {
             let graph = model.load()?;
             let targets = load_targets(&targets, tuning.threads.threads)?;
             let run_limits = saturation.limits()?;
@@ -697,7 +735,7 @@ fn main() -> ExitCode {
             };
             let measured = measured.as_ref().map(|m| m.model(true));
             let exploration =
-                commands::explore::run(&graph, &targets, measured.as_deref(), &run_limits, &model.limits());
+                commands::explore::run(&graph, &targets, measured.as_deref(), &run_limits, &model.limits(), extractor);
             if json {
                 stdio::print_json(&exploration)?;
             } else {
@@ -718,6 +756,7 @@ fn main() -> ExitCode {
             threads,
             memory,
             saturation,
+            extractor: ExtractorArgs { extractor },
         } => (|| {
             let graph = model.load()?;
             memory.check(&graph)?;
@@ -730,6 +769,7 @@ fn main() -> ExitCode {
                 seed,
                 targets: &targets,
                 run_limits: saturation.limits()?,
+                extractor,
                 max_matrix_nnz,
                 max_memory: memory.max_memory,
                 threads: threads.threads,

@@ -141,7 +141,13 @@ fn lower(
         return Ok(graph.clone());
     }
     let model = cost.model(true);
-    let opts = OptimizeOptions { strategy, fold_constants: false, run_limits: args.run_limits, limits: *limits };
+    let opts = OptimizeOptions {
+        strategy,
+        fold_constants: false,
+        run_limits: args.run_limits,
+        limits: *limits,
+        ..Default::default()
+    };
     strider_rewrite::optimize(graph, model.as_ref(), &opts).map(|o| o.graph).into_diagnostic()
 }
 

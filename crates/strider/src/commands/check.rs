@@ -10,9 +10,9 @@ use strider_check::numbers::{count, si};
 use strider_check::table::{Align, Table};
 use strider_check::{Options, Report, Scope, Tolerance, check, default_rules};
 use strider_ir::{Graph, Limits};
-use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::NamedModel;
+use strider_rewrite::{Extractor, RunLimits};
 
 /// Options of `strider check`.
 pub struct CheckArgs<'a> {
@@ -26,6 +26,8 @@ pub struct CheckArgs<'a> {
     pub targets: &'a [Target],
     /// Saturation limits.
     pub run_limits: RunLimits,
+    /// The extractor of the optimized graphs.
+    pub extractor: Extractor,
     /// Largest explicit matrix (stored elements) a check runs.
     pub max_matrix_nnz: usize,
     /// Largest estimated peak memory (bytes) a check runs.
@@ -55,6 +57,7 @@ pub fn run(
         per_node: args.per_node,
         seed: args.seed,
         run_limits: args.run_limits,
+        extractor: args.extractor,
         models,
         rules: &default_rules,
         max_matrix_nnz: args.max_matrix_nnz,

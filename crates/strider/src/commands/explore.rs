@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use strider_check::numbers::{bytes, count, grouped, si};
 use strider_check::table::{Align, Table};
 use strider_ir::{Graph, Limits};
-use strider_rewrite::RunLimits;
 use strider_rewrite::cost::{CostModel, Flops, Memory, Target};
 use strider_rewrite::explore::{Exploration, NamedModel, explore};
+use strider_rewrite::{Extractor, RunLimits};
 
 use crate::exit::Usage;
 
@@ -20,6 +20,7 @@ pub fn run(
     measured: Option<&dyn CostModel>,
     run_limits: &RunLimits,
     limits: &Limits,
+    extractor: Extractor,
 ) -> Exploration {
     let (flops, memory) = (Flops::default(), Memory);
     let mut models: Vec<NamedModel> = vec![
@@ -28,7 +29,7 @@ pub fn run(
     ];
     models.extend(targets.iter().map(|t| NamedModel { name: t.name.clone(), model: t }));
     models.extend(measured.map(|model| NamedModel { name: "measured ns".into(), model }));
-    explore(graph, &models, run_limits, limits)
+    explore(graph, &models, run_limits, limits, extractor)
 }
 
 /// The exploration as a text report.
@@ -42,6 +43,7 @@ pub fn render(e: &Exploration) -> String {
         sizes.row([i.to_string(), grouped(*nodes as u128), grouped(*classes as u128)]);
     }
     out.push_str(&sizes.text());
+    out.push_str(&render_whole(e));
     for node in &e.nodes {
         let _ = writeln!(out);
         let _ = writeln!(out, "{} = {} → {:?}", node.node, node.op, node.output);
@@ -78,6 +80,37 @@ pub fn render(e: &Exploration) -> String {
             let _ = writeln!(out, "  declined: {} on `{}`: {}", d.rule, d.value, d.reason);
         }
     }
+    out
+}
+
+/// The whole model's extraction under each cost model; with the exact extractor, the greedy cost
+/// beside it and whether the optimum was proven.
+fn render_whole(e: &Exploration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "whole model, {} extraction:", e.extractor);
+    let exact = e.extractor == Extractor::Exact;
+    let mut columns = vec![("model", Align::Left), ("cost", Align::Right)];
+    if exact {
+        columns.extend([("greedy", Align::Right), ("gap", Align::Right), ("", Align::Left)]);
+    }
+    let mut table = Table::new(columns).indented(2);
+    for w in &e.whole {
+        let mut row = vec![w.model.clone()];
+        match &w.extraction {
+            Some(x) => {
+                row.push(si(x.cost));
+                if let Some(greedy) = x.greedy_cost.filter(|_| exact) {
+                    row.push(si(greedy));
+                    row.push(si(greedy - x.cost));
+                    row.push(x.fallback.as_ref().map_or("optimal".to_string(), |why| format!("greedy kept: {why}")));
+                }
+            }
+            None => row.push("unsupported".into()),
+        }
+        row.resize(if exact { 5 } else { 2 }, String::new());
+        table.row(row);
+    }
+    out.push_str(&table.text());
     out
 }
 

@@ -12,7 +12,7 @@ use strider_check::table::{Align, Table};
 use strider_check::tuning::TuneOptions;
 use strider_ir::{Graph, Limits, Producer};
 use strider_rewrite::cost::{CostModel, Flops, Measured, Memory, Target};
-use strider_rewrite::{RunLimits, Strategy};
+use strider_rewrite::{ExtractionSummary, Extractor, RunLimits, Strategy};
 
 /// The CPU profile built in as `--cost cpu`: examples/targets/cpu.ron, calibrated with `strider
 /// calibrate` (its unit is the nanosecond).
@@ -111,6 +111,8 @@ pub struct OptimizeOptions {
     pub cost: CostChoice,
     /// Which lowerings may fire.
     pub strategy: Strategy,
+    /// Greedy or exact extraction.
+    pub extractor: Extractor,
     /// Evaluate weight-only subgraphs into constants.
     pub fold_constants: bool,
     /// Saturation limits.
@@ -199,6 +201,8 @@ pub struct OptimizeReport {
     pub saturation_s: f64,
     /// Seconds spent extracting.
     pub extraction_s: f64,
+    /// Which extractor chose the graph and at what cost; for the exact one, the greedy cost beside.
+    pub extraction: ExtractionSummary,
     /// Where the optimized model was written, if asked.
     pub written_to: Option<PathBuf>,
 }
@@ -212,6 +216,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
         fold_constants,
         run_limits: opts.run_limits,
         limits: *limits,
+        extractor: opts.extractor,
     };
     let result = strider_rewrite::optimize(graph, model.as_ref(), &pipeline).into_diagnostic()?;
     if let Some(path) = &opts.output {
@@ -233,6 +238,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions, limits: &Limits) -> miett
         },
         saturation_s: result.saturation_time.as_secs_f64(),
         extraction_s: result.extraction_time.as_secs_f64(),
+        extraction: result.extraction,
         written_to: opts.output.clone(),
     })
 }
@@ -275,9 +281,31 @@ pub fn render(report: &OptimizeReport) -> String {
         count(e.iterations as u128, "iteration"),
         e.stop_reason
     );
+    let _ = writeln!(out, "{}", extraction_line(&report.extraction));
     let _ = writeln!(out, "time: saturation {:.3} s, extraction {:.3} s", report.saturation_s, report.extraction_s);
     if let Some(path) = &report.written_to {
         let _ = writeln!(out, "written to {}", path.display());
     }
     out
+}
+
+/// Which extractor chose the graph; for the exact one, its cost beside the greedy one (the gap) and
+/// whether the optimum was proven or greedy's choice kept, and why. Shared with `explore`.
+pub fn extraction_line(e: &ExtractionSummary) -> String {
+    let Some(greedy) = e.greedy_cost else {
+        return format!("extractor: {}", e.extractor);
+    };
+    let status = match &e.fallback {
+        None => "optimal".to_string(),
+        Some(why) => format!("kept greedy's choice: {why}"),
+    };
+    let gap = greedy - e.cost;
+    let relative = if greedy > 0.0 { format!(" ({:.2}%)", 100.0 * gap / greedy) } else { String::new() };
+    let times = format!("greedy {:.3} s, integer program {:.3} s", e.greedy_s, e.exact_s.unwrap_or(0.0));
+    format!(
+        "extractor: exact ({status}): cost {}, greedy {}, gap {}{relative}; {times}",
+        si(e.cost),
+        si(greedy),
+        si(gap)
+    )
 }
